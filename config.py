@@ -1,0 +1,76 @@
+"""Service settings: one typed object, read from environment variables once at start-up."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Where the standard MNIST files are published. Each is tried in turn; every file is checked
+# against its known checksum, so a mirror serving anything else is skipped.
+DEFAULT_MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Each field is the upper-case environment variable of its name."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    mnist_data_dir: Path | None = Field(
+        default=None,
+        description="Folder holding the MNIST IDX files (gzip or raw). Unset: download them.",
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder for downloaded MNIST files and other service data.",
+    )
+    model_path: Path = Field(
+        default=Path("models/mnist-sgd.joblib"),
+        description="The trained model cache. Trained at first boot when missing or unusable.",
+    )
+    max_upload_bytes: int = Field(
+        default=5_000_000, gt=0, description="Largest accepted image upload, in bytes."
+    )
+    max_image_pixels: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="Largest accepted image, in pixels (width x height); guards against "
+        "decompression bombs.",
+    )
+    mnist_mirrors: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_MNIST_MIRRORS,
+        description="Comma-separated base URLs to download MNIST from, tried in order.",
+    )
+    download_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds before a stalled MNIST download gives up."
+    )
+    train_limit: int | None = Field(
+        default=None,
+        gt=0,
+        description="Train on at most this many digits (for quick experiments and tests).",
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("mnist_mirrors", mode="before")
+    @classmethod
+    def _split_mirrors(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("mnist_mirrors")
+    @classmethod
+    def _mirrors_end_with_slash(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(url if url.endswith("/") else url + "/" for url in value)
+
+    @cached_property
+    def download_dir(self) -> Path:
+        """Where downloaded MNIST files are cached."""
+        return self.data_dir / "mnist"

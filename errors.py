@@ -1,0 +1,48 @@
+"""Domain errors. Each carries the HTTP status it maps to; one handler renders them all."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """An error a client can act on: `detail` says what was wrong and how to fix it."""
+
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidImage(ServiceError):
+    """The upload is not an image we can decode (or it is damaged)."""
+
+    status_code = 400
+
+
+class EmptyUpload(ServiceError):
+    status_code = 400
+
+
+class NoDigitFound(ServiceError):
+    """The image decoded fine, but holds nothing that looks like ink."""
+
+    status_code = 400
+
+
+class PayloadTooLarge(ServiceError):
+    """The upload's bytes, or the decoded image's pixel count, exceed a configured limit."""
+
+    status_code = 413
+
+
+class ModelNotReady(ServiceError):
+    status_code = 503
+
+
+class DatasetError(RuntimeError):
+    """MNIST could not be read or obtained. Raised at training time, never to a client."""
+
+
+def megabytes(n_bytes: int) -> str:
+    """Human size for messages: 5000000 -> '5 MB', 9123456 -> '9.1 MB'."""
+    return f"{n_bytes / 1e6:.1f}".removesuffix(".0") + " MB"
