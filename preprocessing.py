@@ -1,0 +1,334 @@
+"""Turn any uploaded image into the 28x28 digit MNIST's own normalisation would have produced.
+
+MNIST's digits were cropped to their ink, scaled (keeping their aspect ratio) so that the longer
+side is 20 pixels, and placed in a 28x28 frame so that their centre of mass lands at the centre.
+Measured on the data: the longer side of the ink box is 20 px for 99.97% of digits and the
+centre of mass sits at (14.0, 14.0) +- 0.3 px. Real uploads differ in every other way: colour,
+transparency, polarity, lighting, size and position. The steps below undo those differences:
+
+1. `decode`: bytes to a Pillow image, refusing non-images, damaged files and decompression bombs.
+2. `ink_map`: one float channel where ink is bright (1) and background dark (0): alpha
+   composited, polarity taken from the border, uneven lighting removed, contrast stretched.
+3. `frame_digit`: crop to the ink, scale to 20 px, centre by mass in 28x28.
+
+For an image already in MNIST format the whole chain is the identity, so a digit from the data
+set survives an upload bit for bit (up to 8-bit rounding).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+from errors import EmptyUpload, InvalidImage, NoDigitFound, PayloadTooLarge
+
+SIDE = 28  # MNIST frame
+BOX = 20  # longer side of the digit inside the frame
+CENTRE = 14.0  # where MNIST puts the centre of mass (row and column, 0-based pixel centres)
+WORK_SIDE = 384  # larger images are reduced to this before the pixel work; plenty for 20 px
+MIN_CONTRAST = 0.08  # ink must stand this far (0..1) above the paper's noise to count
+MIN_INK_FRACTION = 0.0004  # ...and cover at least this share of the image (0.04%)
+SPECK_FRACTION = 0.05  # ink blobs lighter than 5% of the largest blob are dirt, not digit...
+SPECK_MARGIN = 0.15  # ...unless they lie within 15% (of its size) of the digit's box
+RESTROKE = 4  # large digits are redrawn at 4x the final 20 px...
+ZOOM_MARGIN = 0.25  # context kept around a digit when zooming in on it
+STROKE_RANGE = (2.4, 3.0)  # ...with strokes this wide (px at 20 px); MNIST's median is 2.69
+
+LOSSY_FLOOR = 0.1  # in JPEGs, ink fainter than 10% of a stroke is ringing around the strokes
+
+NOT_AN_IMAGE = "File provided is not an image."
+
+# decode() checks every image's pixel count against the configured limit before a single pixel
+# is decompressed, so Pillow's own (fixed, 179-megapixel) bomb check is not needed on top.
+Image.MAX_IMAGE_PIXELS = None
+NO_DIGIT = "No digit found in the image."
+
+_HIGH_BIT_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode an upload, checking its pixel count before any pixel is decompressed.
+
+    `info["lossy"]` tells whether the pixels carry compression artefacts (JPEG).
+    """
+    if not data:
+        raise EmptyUpload("The uploaded file is empty.")
+    try:
+        image: Image.Image = Image.open(io.BytesIO(data))  # reads the header only
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InvalidImage(NOT_AN_IMAGE) from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"Image is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
+            f"the limit is {max_pixels / 1e6:g} megapixels."
+        )
+    if width == 0 or height == 0:
+        raise InvalidImage("The image has no pixels.")
+    lossy = image.format == "JPEG"
+    if lossy:
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers WORK_SIDE:
+        # a 12-megapixel photo then costs a fraction of a full decode.
+        image.draft(None, (WORK_SIDE, WORK_SIDE))
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
+        raise InvalidImage(f"The image is truncated or corrupt ({exc}).") from exc
+    image.info["lossy"] = lossy
+    return image
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """Reduce an image so its longer side is at most WORK_SIDE (area averaging; Pillow
+    premultiplies alpha while it resizes, so transparent pixels' colours do not bleed in)."""
+    if max(image.size) > WORK_SIDE:
+        image = image.copy()
+        image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    return image
+
+
+def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Luminance in 0..1 and, for images with transparency, opacity in 0..1, at working size."""
+    if image.mode in _HIGH_BIT_MODES:
+        values = np.asarray(image, dtype=np.float32)
+        low, high = float(values.min()), float(values.max())
+        gray = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        return np.asarray(_shrink(Image.fromarray(gray, "F"))), None
+    if image.mode == "P" or "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode not in _ALPHA_MODES | {"L", "RGB"}:
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1-bit
+    if image.mode in _ALPHA_MODES:
+        pixels = np.asarray(_shrink(image.convert("LA")), dtype=np.float32) / 255.0
+        return pixels[..., 0], pixels[..., 1]
+    return np.asarray(_shrink(image.convert("L")), dtype=np.float32) / 255.0, None
+
+
+def ink_map(image: Image.Image) -> np.ndarray:
+    """A float map of the image where ink is 1 and background 0, whatever the original looked like.
+
+    Raises NoDigitFound when nothing stands out from the background.
+    """
+    gray, alpha = _gray_and_alpha(image)
+    if alpha is not None and alpha.min() < 1.0:
+        # Transparent pixels are background. Composite onto the colour that contrasts with the
+        # visible strokes: dark strokes (a canvas drawing) go onto white, light onto black.
+        opaque = alpha > 0.5
+        if not opaque.any():
+            raise NoDigitFound(NO_DIGIT)
+        backdrop = 1.0 if float(np.mean(gray[opaque])) < 0.5 else 0.0
+        gray = alpha * gray + (1.0 - alpha) * backdrop
+
+    # Polarity: the border is background. Light border, dark ink: invert.
+    ring = max(1, round(min(gray.shape) * 0.03))
+    border = np.concatenate(
+        [gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel()]
+    )
+    if float(np.median(border)) > 0.5:
+        # Dark ink on light paper. Light multiplies reflectance, so ink darkness is measured
+        # relative to the paper's local brightness: 1 - observed / paper. Under a dim corner
+        # of the sheet the same ink then counts as fully dark as under the lamp.
+        darkness = 1.0 - gray
+        paper_darkness = _background(darkness)
+        ink = (darkness - paper_darkness) / np.maximum(1.0 - paper_darkness, 0.05)
+    else:  # light strokes on a dark ground (MNIST's own look): the glow adds
+        ink = gray - _background(gray)
+
+    # Contrast: the noise floor (a robust estimate from the mostly-background pixels) goes to 0,
+    # a stroke core (90th percentile of stroke pixels) to 1. Otsu's threshold tells strokes from
+    # background.
+    floor_ = float(np.median(ink))
+    spread = 1.4826 * float(np.median(np.abs(ink - floor_)))
+    low = floor_ + 3.0 * spread
+    strokes = ink[ink > max(_otsu(ink), low)]
+    if strokes.size < max(4, MIN_INK_FRACTION * ink.size):
+        raise NoDigitFound(NO_DIGIT)
+    high = float(np.percentile(strokes, 90))
+    if high - low < MIN_CONTRAST:
+        raise NoDigitFound(NO_DIGIT)
+    if image.info.get("lossy"):
+        low = max(low, LOSSY_FLOOR * high)
+    return np.clip((ink - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def _background(ink: np.ndarray) -> np.ndarray:
+    """The paper's own brightness under the ink: a quadratic surface fitted to background pixels.
+
+    Uneven lighting (a lamp to one side, vignetting) varies slowly across a sheet, so a smooth
+    surface describes it. The fit is robust: ink stands above the surface, so pixels far above
+    it are dropped and the surface refitted. A uniform background fits as a constant.
+    """
+    height, width = ink.shape
+    step = max(1, max(height, width) // 64)  # a 64x64 sample is plenty for six coefficients
+    sample = ink[::step, ::step].ravel()
+    design = _quadratic_terms(height, width, step).reshape(-1, 6)
+    background = sample <= np.median(sample)  # ink is the brighter minority: start below it
+    for _ in range(4):
+        coefficients = np.linalg.lstsq(design[background], sample[background], rcond=None)[0]
+        residual = sample - design @ coefficients
+        spread = 1.4826 * float(np.median(np.abs(residual[background])))
+        background = residual < max(3.0 * spread, 0.02)
+    return (_quadratic_terms(height, width, 1) @ coefficients).astype(np.float32)
+
+
+def _quadratic_terms(height: int, width: int, step: int) -> np.ndarray:
+    """(rows, cols, 6): 1, x, y, x², xy, y² at every `step`-th pixel, coordinates in -0.5..0.5."""
+    y, x = np.meshgrid(
+        np.arange(0, height, step) / height - 0.5,
+        np.arange(0, width, step) / width - 0.5,
+        indexing="ij",
+    )
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of values in 0..1 (64 bins): the split that best separates two classes."""
+    counts, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
+    weights = counts.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(weights)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(weights * centres)
+    mean0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
+    mean1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _digit_only(ink: np.ndarray) -> np.ndarray:
+    """The ink map with stray specks of dirt far from the digit erased.
+
+    Blobs of ink: the heavy ones are the digit; lighter ones count only when they sit within
+    the digit's box grown by a margin (MNIST digits have such dots), elsewhere they are dirt.
+    """
+    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    if count == 0:
+        raise NoDigitFound(NO_DIGIT)
+    masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
+    spans = np.array(
+        [(b[0].start, b[0].stop, b[1].start, b[1].stop) for b in ndimage.find_objects(labels)]
+    )
+    heavy = masses >= SPECK_FRACTION * masses.max()
+    top, left = spans[heavy][:, [0, 2]].min(axis=0)
+    bottom, right = spans[heavy][:, [1, 3]].max(axis=0)
+    margin = SPECK_MARGIN * max(bottom - top, right - left)
+    near = (
+        (spans[:, 0] >= top - margin)
+        & (spans[:, 1] <= bottom + margin)
+        & (spans[:, 2] >= left - margin)
+        & (spans[:, 3] <= right + margin)
+    )
+    keep = np.flatnonzero(heavy | near) + 1
+    return np.where(np.isin(labels, keep), ink, 0.0).astype(np.float32)
+
+
+def _box(values: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), end-exclusive, of the non-zero pixels."""
+    rows = np.flatnonzero(values.any(axis=1))
+    cols = np.flatnonzero(values.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _crop(values: np.ndarray) -> np.ndarray:
+    top, bottom, left, right = _box(values)
+    return values[top:bottom, left:right]
+
+
+def _resize(values: np.ndarray, longer_side: int) -> np.ndarray:
+    """Scale a float map so its longer side is `longer_side`, keeping the aspect ratio.
+
+    Area averaging when shrinking is how MNIST's grey levels arose (anti-aliasing); growing a
+    small digit wants a smooth interpolation instead.
+    """
+    height, width = values.shape
+    scale = longer_side / max(height, width)
+    if scale == 1:
+        return values
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return np.clip(np.asarray(Image.fromarray(values, "F").resize(size, resample)), 0.0, 1.0)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean width of the strokes in a binary mask: a stroke of width w and length L has area wL
+    and about 2L boundary pixels."""
+    boundary = mask & ~ndimage.binary_erosion(mask)
+    return 2.0 * float(mask.sum()) / max(int(boundary.sum()), 1)
+
+
+def restroke(digit: np.ndarray) -> np.ndarray:
+    """Redraw a large digit with MNIST's pen: crisp strokes of MNIST's width for its size.
+
+    Photos, scans and drawings come with any pen, blur and contrast; MNIST's strokes are about
+    2.7 px wide in the 20 px box. The digit is drawn at 4x the final scale, cut at half the
+    stroke level (the edge of a blurred stroke), thickened or thinned to the target width, and
+    returned as a crisp 0/1 map for area averaging to anti-alias as MNIST did.
+    """
+    large = _resize(digit, RESTROKE * BOX)
+    mask = large > 0.5
+    if not mask.any():
+        raise NoDigitFound(NO_DIGIT)
+    width = _stroke_width(mask)
+    target = float(np.clip(width / RESTROKE, *STROKE_RANGE)) * RESTROKE
+    if width < target:
+        mask = ndimage.distance_transform_edt(~mask) <= (target - width) / 2
+    elif width > target:
+        thinned = ndimage.distance_transform_edt(mask) > (width - target) / 2
+        if thinned.any():
+            mask = thinned
+    return _crop(mask.astype(np.float32))
+
+
+def frame_digit(ink: np.ndarray) -> np.ndarray:
+    """Crop to the digit's ink, scale its longer side to 20 px, centre its mass in 28x28."""
+    digit = _crop(_digit_only(ink))
+    if max(digit.shape) >= 2 * BOX:
+        digit = restroke(digit)
+    digit = _resize(digit, BOX)
+    height, width = digit.shape
+    mass = float(digit.sum())
+    if mass <= 0:
+        raise NoDigitFound(NO_DIGIT)
+    row_centre = float(np.arange(height) @ digit.sum(axis=1)) / mass
+    col_centre = float(np.arange(width) @ digit.sum(axis=0)) / mass
+    top = min(max(round(CENTRE - row_centre), 0), SIDE - height)
+    left = min(max(round(CENTRE - col_centre), 0), SIDE - width)
+    framed = np.zeros((SIDE, SIDE), dtype=np.float32)
+    framed[top : top + height, left : left + width] = digit
+    return framed
+
+
+def _zoom(image: Image.Image, ink: np.ndarray) -> Image.Image | None:
+    """The part of `image` around a digit that came out small in the reduced ink map.
+
+    Large frames are reduced to WORK_SIDE for speed; a digit filling a small part of such a
+    frame (a photo of a sheet, a small drawing in a corner) then has too few pixels to redraw.
+    Cropping the original around it and starting again recovers the lost resolution.
+    """
+    scale = max(image.size) / max(ink.shape)
+    top, bottom, left, right = _box(_digit_only(ink))
+    if scale <= 1.01 or max(bottom - top, right - left) >= RESTROKE * BOX:
+        return None
+    margin = ZOOM_MARGIN * max(bottom - top, right - left)
+    box = (
+        max(0, int((left - margin) * scale)),
+        max(0, int((top - margin) * scale)),
+        min(image.width, int((right + margin) * scale) + 1),
+        min(image.height, int((bottom + margin) * scale) + 1),
+    )
+    return image.crop(box)
+
+
+def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
+    """An uploaded file's bytes to a 28x28 float32 digit in 0..1, white ink on black, as MNIST."""
+    image = decode(data, max_pixels)
+    ink = ink_map(image)
+    zoomed = _zoom(image, ink)
+    if zoomed is not None:
+        ink = ink_map(zoomed)
+    return frame_digit(ink)

@@ -1,0 +1,192 @@
+"""Preprocessing: any upload becomes the 28x28 digit MNIST's normalisation would have produced."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dataset
+import model
+import preprocessing
+import styles
+from conftest import png
+from errors import EmptyUpload, InvalidImage, NoDigitFound, PayloadTooLarge, ServiceError
+
+LIMIT = 50_000_000
+
+
+def run(data: bytes) -> np.ndarray:
+    return preprocessing.preprocess(data, LIMIT)
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_mnist_format_passes_through_unchanged(holdout: dataset.Digits) -> None:
+    """An MNIST digit uploaded as a PNG comes out as itself: MNIST's normalisation is a fixed
+    point, up to a small contrast stretch where a digit's strokes are faint."""
+    worst = np.array([np.abs(run(png(digit)) * 255 - digit).max() for digit in holdout.images])
+    assert len(worst) == 198
+    assert (worst <= 2.5).sum() == 186  # within 2 grey levels
+    assert (worst <= 30).sum() == 197  # faint strokes stretched a little
+    # one digit's centre of mass is at row 13.5006: a tie between two placements, 1 px apart
+    assert np.flatnonzero(worst > 30).tolist() == [92]
+
+
+@pytest.fixture(scope="module")
+def digit(holdout: dataset.Digits) -> np.ndarray:
+    return holdout.images[3]  # a 3
+
+
+@pytest.fixture(scope="module")
+def reference(digit: np.ndarray) -> np.ndarray:
+    return run(png(digit))
+
+
+def as_rgb(gray: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+
+
+def large_dark_on_light(digit: np.ndarray) -> np.ndarray:
+    """The digit drawn at 10x, black on white, as a scan or a drawing would be."""
+    return (255 - styles._pen(digit, 10) * 255).astype(np.uint8)
+
+
+FORMATS = {
+    # name: how to make the upload from a 28x28 MNIST digit
+    "grey PNG": lambda d: png(d),
+    "RGB PNG": lambda d: encode(as_rgb(d), "PNG"),
+    "BMP": lambda d: encode(Image.fromarray(d), "BMP"),
+    "GIF": lambda d: encode(Image.fromarray(d), "GIF"),
+    "TIFF": lambda d: encode(Image.fromarray(d), "TIFF"),
+    "WebP lossless": lambda d: encode(as_rgb(d), "WEBP", lossless=True),
+    "16-bit PNG": lambda d: encode(Image.fromarray(d.astype(np.uint16) * 257), "PNG"),
+    "palette PNG": lambda d: encode(Image.fromarray(d).convert("P"), "PNG"),
+    "grey+alpha PNG": lambda d: encode(
+        Image.fromarray(np.stack([d, np.full_like(d, 255)], -1), "LA"), "PNG"
+    ),
+    "JPEG": lambda d: encode(Image.fromarray(d), "JPEG", quality=95),
+    "CMYK JPEG": lambda d: encode(as_rgb(d).convert("CMYK"), "JPEG", quality=95),
+    "black on white": lambda d: png(255 - d),
+}
+
+
+@pytest.mark.parametrize("make", FORMATS.values(), ids=FORMATS.keys())
+def test_every_format_and_mode_gives_the_same_digit(
+    make: styles.Style, digit: np.ndarray, reference: np.ndarray
+) -> None:
+    out = run(make(digit))  # type: ignore[call-arg]
+    assert out.shape == (28, 28)
+    assert out.dtype == np.float32
+    assert np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.97
+
+
+LARGE_FORMATS = {
+    "transparent canvas, dark strokes": lambda d: encode(
+        Image.fromarray(np.stack([np.zeros_like(d), 255 - d], -1), "LA"), "PNG"
+    ),
+    "palette PNG with a transparent index": lambda d: encode(
+        Image.fromarray(d).convert("P"), "PNG", transparency=255
+    ),
+    "1-bit": lambda d: encode(Image.fromarray(d).convert("1"), "PNG"),
+    "uneven light": lambda d: encode(
+        Image.fromarray((d * np.linspace(0.55, 1.0, d.shape[1])[None, :]).astype(np.uint8)), "PNG"
+    ),
+}
+
+
+@pytest.mark.parametrize("make", LARGE_FORMATS.values(), ids=LARGE_FORMATS.keys())
+def test_large_drawings_in_any_mode_give_the_same_digit(
+    make: styles.Style, digit: np.ndarray
+) -> None:
+    drawing = large_dark_on_light(digit)  # 280x280, black on white
+    expected = run(encode(Image.fromarray(drawing), "PNG"))
+    out = run(make(drawing))  # type: ignore[call-arg]
+    assert np.corrcoef(out.ravel(), expected.ravel())[0, 1] > 0.95
+
+
+def test_exif_orientation_is_applied(digit: np.ndarray) -> None:
+    drawing = Image.fromarray(large_dark_on_light(digit))
+    upright = run(encode(drawing, "JPEG", quality=95))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored = drawing.rotate(90, expand=True)  # what a camera held sideways stores
+    turned = run(encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
+    assert np.corrcoef(turned.ravel(), upright.ravel())[0, 1] > 0.97
+    assert np.corrcoef(run(encode(stored, "JPEG", quality=95)).ravel(), upright.ravel())[0, 1] < 0.5
+
+
+def test_digit_is_centred_by_mass_in_a_20px_box(digit: np.ndarray) -> None:
+    frame = np.full((300, 500), 255, np.uint8)
+    frame[200:280, 380:460] = 255 - styles._pen(digit, 3)[2:82, 2:82] * 255
+    out = run(png(frame))
+    rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+    assert max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == 20
+    mass = out.sum()
+    centre = (np.arange(28) @ out.sum(axis=1) / mass, np.arange(28) @ out.sum(axis=0) / mass)
+    assert abs(centre[0] - 14) <= 0.5
+    assert abs(centre[1] - 14) <= 0.5
+
+
+def bomb() -> bytes:
+    """A 1-bit PNG whose header claims 20000x20000 pixels: small on disk, 400 MP decoded."""
+    header = struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0)
+    chunks = [(b"IHDR", header), (b"IDAT", zlib.compress(b"\x00" * 2501 * 64)), (b"IEND", b"")]
+    body = b"".join(
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        for kind, data in chunks
+    )
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+GOOD_PNG = png(np.pad(np.full((10, 4), 255, np.uint8), 9))
+BAD_INPUTS = [
+    # (upload bytes, error class, exact message or its start)
+    (b"", EmptyUpload, "The uploaded file is empty."),
+    (b"just some text, not an image", InvalidImage, "File provided is not an image."),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, InvalidImage, "File provided is not an image."),
+    (GOOD_PNG[: len(GOOD_PNG) // 2], InvalidImage, "The image is truncated or corrupt"),
+    (
+        bomb(),
+        PayloadTooLarge,
+        "Image is 20000x20000 pixels (400.0 megapixels); the limit is 50 megapixels.",
+    ),
+    (png(np.full((64, 64), 255, np.uint8)), NoDigitFound, "No digit found in the image."),
+    (png(np.zeros((28, 28), np.uint8)), NoDigitFound, "No digit found in the image."),
+    (png(np.full((40, 40), 128, np.uint8)), NoDigitFound, "No digit found in the image."),
+    (encode(Image.new("RGBA", (50, 50)), "PNG"), NoDigitFound, "No digit found in the image."),
+]
+
+
+@pytest.mark.parametrize(("data", "error", "message"), BAD_INPUTS)
+def test_bad_uploads_raise_clear_errors(
+    data: bytes, error: type[ServiceError], message: str
+) -> None:
+    with pytest.raises(error) as raised:
+        run(data)
+    assert raised.value.detail.startswith(message)
+
+
+def test_confident_digits_read_the_same_in_every_upload_style(
+    trained: model.DigitModel, holdout: dataset.Digits
+) -> None:
+    """Digits the model reads right, with confidence >= 0.5, in MNIST format are read the same
+    when photographed, drawn on a canvas, written small in a corner, with a thick marker,
+    turned or blurred. (Accuracy per style on 1,000 digits: the benchmark bench/styles.py.)"""
+    sample = holdout.images[:30]
+    base = trained.probabilities(np.stack([run(png(d)) for d in sample]))
+    confident = (base.max(axis=1) >= 0.5) & (base.argmax(axis=1) == holdout.labels[:30])
+    assert confident.sum() == 27
+    for name, style in styles.STYLES.items():
+        rng = np.random.default_rng(1)
+        uploads = np.stack([run(style(d, rng)) for d in sample])
+        predicted = trained.probabilities(uploads).argmax(axis=1)
+        assert predicted[confident].tolist() == base.argmax(axis=1)[confident].tolist(), name
