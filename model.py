@@ -1,0 +1,265 @@
+"""The digit model: its pipeline, training, the joblib cache, and a command line.
+
+The cache file is written atomically (temporary file, then `os.replace`) and holds the fitted
+pipeline with its metadata. A file that is truncated, corrupt, of another format or written by
+another scikit-learn version is never served: it is logged and the model retrained. When several
+worker processes boot together, a file lock lets exactly one of them train while the others
+wait, then load what it saved.
+
+    python -m model train [--limit N]     train now and write the cache (progress on stderr)
+    python -m model evaluate              held-out accuracy of the cached model
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from filelock import FileLock
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import SGDClassifier
+from sklearn.pipeline import Pipeline
+
+import dataset
+from config import Settings
+from errors import DatasetError
+from features import Deskew
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the cache layout changes; older files are then retrained
+SEED = 0
+DIGITS = np.arange(10)
+
+Progress = Callable[[str], None]
+
+
+class UnusableCache(Exception):
+    """The cached model file cannot be served (missing, damaged, or from another version)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    version: str  # content hash of the fitted pipeline: the same data gives the same version
+    trained_at: str
+    training_digits: int
+    holdout_digits: int
+    holdout_accuracy: float
+    sklearn_version: str
+    data_source: str
+    training_seconds: float
+
+
+@dataclass(frozen=True)
+class DigitModel:
+    pipeline: Pipeline
+    info: ModelInfo
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, 10), for digits shaped (n, 28, 28) in 0..1."""
+        flat = np.asarray(digits, dtype=np.float32).reshape(len(digits), -1)
+        return np.asarray(self.pipeline.predict_proba(flat))
+
+
+def build_pipeline() -> Pipeline:
+    """Deskew, an RBF kernel map (Nystroem), then a logistic-loss SGDClassifier."""
+    return Pipeline(
+        [
+            ("deskew", Deskew()),
+            ("rbf", Nystroem(kernel="rbf", gamma=0.02, n_components=1000, random_state=SEED)),
+            (
+                "classifier",
+                SGDClassifier(loss="log_loss", alpha=1e-5, random_state=SEED, n_jobs=1),
+            ),
+        ]
+    )
+
+
+def as_inputs(digits: dataset.Digits) -> np.ndarray:
+    """MNIST uint8 images to the pipeline's input: float32 (n, 784) in 0..1."""
+    return digits.images.reshape(len(digits), -1).astype(np.float32) / np.float32(255)
+
+
+def _version(pipeline: Pipeline) -> str:
+    return "sgd-" + hashlib.sha256(pickle.dumps(pipeline, protocol=5)).hexdigest()[:12]
+
+
+def train(
+    mnist: dataset.Mnist, limit: int | None = None, progress: Progress = log.info
+) -> DigitModel:
+    """Fit a fresh pipeline on the training part of `mnist` and score it on the held-out part."""
+    start = time.perf_counter()
+    training, holdout = dataset.split(mnist)
+    if limit is not None:
+        training = training.take(slice(0, limit))
+    progress(f"training on {len(training):,} digits from {mnist.source} ...")
+    pipeline = build_pipeline()
+    # a kernel map cannot have more components than there are digits to fit (small samples)
+    rbf_components = min(pipeline.get_params()["rbf__n_components"], len(training))
+    pipeline.set_params(rbf__n_components=rbf_components)
+    pipeline.fit(as_inputs(training), training.labels)
+    progress(
+        f"fitted in {time.perf_counter() - start:.1f} s; scoring {len(holdout):,} held-out digits"
+    )
+    accuracy = float(np.mean(pipeline.predict(as_inputs(holdout)) == holdout.labels))
+    elapsed = time.perf_counter() - start
+    info = ModelInfo(
+        version=_version(pipeline),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        training_digits=len(training),
+        holdout_digits=len(holdout),
+        holdout_accuracy=round(accuracy, 4),
+        sklearn_version=sklearn.__version__,
+        data_source=mnist.source,
+        training_seconds=round(elapsed, 2),
+    )
+    progress(f"held-out accuracy {accuracy:.2%}; model {info.version} ({elapsed:.1f} s)")
+    return DigitModel(pipeline, info)
+
+
+def save(model: DigitModel, path: Path) -> None:
+    """Write the cache atomically: readers see the old file or the new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "info": asdict(model.info), "pipeline": model.pipeline}
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            joblib.dump(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> DigitModel:
+    """Load and check the cache. Raises UnusableCache, saying why, for anything not servable."""
+    if not path.is_file():
+        raise UnusableCache(f"no model file at {path}")
+    try:
+        payload = joblib.load(path)  # our own cache file, never an upload
+    except Exception as exc:  # a damaged pickle can raise almost anything
+        raise UnusableCache(f"{path} cannot be read: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UnusableCache(f"{path} is not a model cache of format {FORMAT}")
+    try:
+        info = ModelInfo(**payload["info"])
+    except (KeyError, TypeError) as exc:
+        raise UnusableCache(f"{path} has malformed metadata: {exc}") from exc
+    if info.sklearn_version != sklearn.__version__:
+        raise UnusableCache(
+            f"{path} was written by scikit-learn {info.sklearn_version}; "
+            f"this is {sklearn.__version__}"
+        )
+    pipeline = payload.get("pipeline")
+    if not isinstance(pipeline, Pipeline) or not np.array_equal(
+        getattr(pipeline, "classes_", []), DIGITS
+    ):
+        raise UnusableCache(f"{path} does not hold a fitted digit classifier")
+    return DigitModel(pipeline, info)
+
+
+def load_or_train(
+    settings: Settings,
+    mnist_loader: Callable[[], dataset.Mnist] | None = None,
+    progress: Progress = log.info,
+) -> tuple[DigitModel, bool]:
+    """The cached model, or a freshly trained and cached one. Returns (model, trained_here).
+
+    Safe to call from several processes at once: one trains under the file lock, the others
+    wait for it and then load its file.
+    """
+    path = settings.model_path
+    try:
+        return load(path), False
+    except UnusableCache as exc:
+        log.info("model cache not usable: %s", exc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        try:  # another process may have trained while this one waited for the lock
+            return load(path), False
+        except UnusableCache as exc:
+            if path.exists():
+                log.warning("retraining: %s", exc)
+        mnist = mnist_loader() if mnist_loader else load_mnist(settings)
+        model = train(mnist, settings.train_limit, progress)
+        save(model, path)
+        progress(f"saved {path}")
+        return model, True
+
+
+def load_mnist(settings: Settings) -> dataset.Mnist:
+    return dataset.load(
+        settings.mnist_data_dir,
+        settings.download_dir,
+        settings.mnist_mirrors,
+        settings.download_timeout,
+    )
+
+
+def evaluate(model: DigitModel, mnist: dataset.Mnist) -> dict[str, Any]:
+    """Accuracy and per-class recall of `model` on the held-out part of `mnist`."""
+    _, holdout = dataset.split(mnist)
+    predicted = model.probabilities(holdout.images / np.float32(255)).argmax(axis=1)
+    correct = predicted == holdout.labels
+    return {
+        "digits": len(holdout),
+        "accuracy": float(correct.mean()),
+        "recall": {int(d): float(correct[holdout.labels == d].mean()) for d in DIGITS},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_cmd = commands.add_parser("train", help="train now and write the model cache")
+    train_cmd.add_argument("--limit", type=int, help="train on at most this many digits")
+    commands.add_parser("evaluate", help="held-out accuracy of the cached model")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(message)s", stream=sys.stderr)
+    progress: Progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        mnist = load_mnist(settings)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "train":
+        model = train(mnist, args.limit or settings.train_limit, progress)
+        save(model, settings.model_path)
+        print(f"saved {settings.model_path}", file=sys.stderr)
+        print(f"held-out accuracy: {model.info.holdout_accuracy:.4f}")
+        return 0
+    try:
+        model = load(settings.model_path)
+    except UnusableCache as exc:
+        print(f"error: {exc}; run `python -m model train` first", file=sys.stderr)
+        return 2
+    report = evaluate(model, mnist)
+    print(
+        f"model {model.info.version}: held-out accuracy {report['accuracy']:.4f} "
+        f"on {report['digits']:,} digits"
+    )
+    for digit, recall in report["recall"].items():
+        print(f"  digit {digit}: recall {recall:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The model: training, the joblib cache and its validation, the cross-process lock, the CLI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import sklearn
+
+import dataset
+import model
+from config import Settings
+from conftest import ROOT, SAMPLE_DIR, make_settings
+
+
+def test_training_fills_in_the_metadata(trained: model.DigitModel) -> None:
+    info = trained.info
+    assert info.version.startswith("sgd-") and len(info.version) == 16
+    assert (info.training_digits, info.holdout_digits) == (802, 198)
+    assert info.sklearn_version == sklearn.__version__
+    assert info.data_source == str(SAMPLE_DIR)
+    assert info.holdout_accuracy >= 0.9  # 800 training digits; the full figures are benchmarks
+    assert type(trained.pipeline[-1]).__name__ == "SGDClassifier"
+
+
+def test_same_data_gives_the_same_model(mnist: dataset.Mnist, trained: model.DigitModel) -> None:
+    again = model.train(mnist, progress=lambda message: None)
+    assert again.info.version == trained.info.version
+    assert again.info.holdout_accuracy == trained.info.holdout_accuracy
+
+
+def test_probabilities_are_a_distribution(
+    trained: model.DigitModel, holdout: dataset.Digits
+) -> None:
+    probabilities = trained.probabilities(holdout.images[:50] / np.float32(255))
+    assert probabilities.shape == (50, 10)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert (probabilities >= 0).all()
+
+
+def test_save_and_load_round_trip(
+    trained: model.DigitModel, tmp_path: Path, holdout: dataset.Digits
+) -> None:
+    path = tmp_path / "deep" / "model.joblib"
+    model.save(trained, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.joblib"]  # no temp files left
+    loaded = model.load(path)
+    assert loaded.info == trained.info
+    digits = holdout.images[:20] / np.float32(255)
+    assert np.array_equal(loaded.probabilities(digits), trained.probabilities(digits))
+
+
+def test_missing_cache(tmp_path: Path) -> None:
+    with pytest.raises(model.UnusableCache, match="no model file at"):
+        model.load(tmp_path / "model.joblib")
+
+
+def damage(path: Path, how: str, trained: model.DigitModel) -> None:
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "garbage":
+        path.write_bytes(b"not a pickle at all")
+    elif how == "other format":
+        joblib.dump({"format": 0, "pipeline": trained.pipeline}, path)
+    elif how == "other scikit-learn":
+        payload = joblib.load(path)
+        payload["info"]["sklearn_version"] = "0.24.2"
+        joblib.dump(payload, path)
+    elif how == "bad metadata":
+        payload = joblib.load(path)
+        del payload["info"]["version"]
+        joblib.dump(payload, path)
+    elif how == "unfitted":
+        payload = joblib.load(path)
+        payload["pipeline"] = model.build_pipeline()
+        joblib.dump(payload, path)
+
+
+DAMAGES = [
+    ("truncated", "cannot be read"),
+    ("garbage", "cannot be read"),
+    ("other format", "is not a model cache of format 1"),
+    ("other scikit-learn", f"written by scikit-learn 0.24.2; this is {sklearn.__version__}"),
+    ("bad metadata", "has malformed metadata"),
+    ("unfitted", "does not hold a fitted digit classifier"),
+]
+
+
+@pytest.mark.parametrize(("how", "message"), DAMAGES)
+def test_damaged_caches_are_refused(
+    how: str, message: str, model_file: Path, tmp_path: Path, trained: model.DigitModel
+) -> None:
+    path = tmp_path / "model.joblib"
+    path.write_bytes(model_file.read_bytes())
+    damage(path, how, trained)
+    with pytest.raises(model.UnusableCache, match=message):
+        model.load(path)
+
+
+def test_load_or_train_serves_a_good_cache(settings: Settings) -> None:
+    served, trained_here = model.load_or_train(settings)
+    assert not trained_here
+    assert served.info.training_digits == 802
+
+
+def test_load_or_train_retrains_over_a_damaged_cache(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.model_path.write_bytes(b"\x00" * 100)
+    with caplog.at_level(logging.WARNING, logger="model"):
+        served, trained_here = model.load_or_train(settings)
+    assert trained_here
+    assert "retraining:" in caplog.text and "cannot be read" in caplog.text
+    assert model.load(settings.model_path).info == served.info
+
+
+def test_load_or_train_trains_when_there_is_no_cache(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, train_limit=300)
+    served, trained_here = model.load_or_train(settings)
+    assert trained_here
+    assert served.info.training_digits == 300
+    assert settings.model_path.is_file()
+
+
+def test_concurrent_workers_train_exactly_once(tmp_path: Path) -> None:
+    """Three processes boot at once with no cache: one trains, two wait and load its file."""
+    env = {
+        **os.environ,
+        "MODEL_PATH": str(tmp_path / "model.joblib"),
+        "MNIST_DATA_DIR": str(SAMPLE_DIR),
+        "TRAIN_LIMIT": "400",
+    }
+    script = "import model, config; print(model.load_or_train(config.Settings())[1])"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = [worker.communicate(timeout=120)[0].strip() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0]
+    assert sorted(outputs) == ["False", "False", "True"]
+
+
+def test_cli_train_then_evaluate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "model.joblib"))
+    monkeypatch.setenv("MNIST_DATA_DIR", str(SAMPLE_DIR))
+    assert model.main(["train", "--limit", "500"]) == 0
+    out, err = capsys.readouterr()
+    assert "training on 500 digits" in err
+    assert out.startswith("held-out accuracy: 0.")
+
+    assert model.main(["evaluate"]) == 0
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("model sgd-") and "on 198 digits" in lines[0]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [f"digit {d}" for d in range(10)]
+
+
+def test_cli_reports_missing_model_and_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "model.joblib"))
+    monkeypatch.setenv("MNIST_DATA_DIR", str(SAMPLE_DIR))
+    assert model.main(["evaluate"]) == 2
+    assert "run `python -m model train` first" in capsys.readouterr().err
+
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "nowhere"))
+    assert model.main(["train"]) == 2
+    assert (
+        f"error: MNIST_DATA_DIR={tmp_path / 'nowhere'} is not a folder" in capsys.readouterr().err
+    )
