@@ -43,6 +43,9 @@ class DatasetError(RuntimeError):
     """MNIST could not be read or obtained. Raised at training time, never to a client."""
 
 
-def megabytes(n_bytes: int) -> str:
-    """Human size for messages: 5000000 -> '5 MB', 9123456 -> '9.1 MB'."""
-    return f"{n_bytes / 1e6:.1f}".removesuffix(".0") + " MB"
+def human_size(n_bytes: int) -> str:
+    """Sizes for messages: 5000000 -> '5 MB', 9123456 -> '9.1 MB', 1500 -> '1.5 kB'."""
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n_bytes} bytes"

@@ -1,0 +1,60 @@
+"""The application: settings in, a wired FastAPI app out. `uvicorn main:app` serves it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import routes
+from config import Settings
+from errors import ServiceError
+from limits import BodySizeLimit
+from predictor import Predictor
+
+DESCRIPTION = """
+Recognises the handwritten digit (0-9) in an uploaded image: photos of paper, scans, browser
+canvas drawings, or MNIST-format images. Upload with `POST /predict/mnist` (multipart field
+`file`).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    predictor = Predictor(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        predictor.start()
+        yield
+
+    app = FastAPI(
+        title="Handwritten digit recognition",
+        description=DESCRIPTION,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.predictor = predictor
+    app.include_router(routes.router)
+    app.add_middleware(BodySizeLimit, max_upload_bytes=settings.max_upload_bytes)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn main:app` builds the app on first access, so importing this module (tests,
+    # tools) reads no settings and starts nothing.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

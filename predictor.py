@@ -1,0 +1,86 @@
+"""The served model: obtained at start-up (from the cache, or trained in the background) and
+asked for predictions. Requests that arrive before it is ready get 503, not a wait."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+import dataset
+import model
+import preprocessing
+from config import Settings
+from errors import ModelNotReady
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    model_version: str
+
+
+class Predictor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._model: model.DigitModel | None = None
+        self._thread: threading.Thread | None = None
+        self.failure: str | None = None
+
+    def start(self) -> None:
+        """Serve the cached model if it is usable; else get MNIST now and train in the background.
+
+        Obtaining the data is done here, before the service answers anything, so a machine with
+        neither a cached model nor data fails at once with a message naming MNIST_DATA_DIR.
+        """
+        try:
+            self._model = model.load(self.settings.model_path)
+            log.info("serving cached model %s", self._model.info.version)
+            return
+        except model.UnusableCache as exc:
+            log.info("no usable cached model (%s): training one", exc)
+        mnist = model.load_mnist(self.settings)
+        self._thread = threading.Thread(
+            target=self._train, args=(mnist,), name="train", daemon=True
+        )
+        self._thread.start()
+
+    def _train(self, mnist: dataset.Mnist) -> None:
+        try:
+            self._model, _ = model.load_or_train(self.settings, mnist_loader=lambda: mnist)
+        except Exception as exc:  # reported by /ready; the process keeps answering /health
+            log.exception("training failed")
+            self.failure = f"{type(exc).__name__}: {exc}"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the model is loaded (for tests and the command line). True when ready."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._model is not None
+
+    @property
+    def model(self) -> model.DigitModel:
+        if self._model is None:
+            if self.failure:
+                raise ModelNotReady(f"The model could not be trained: {self.failure}")
+            raise ModelNotReady("The model is still training; try again in a minute.")
+        return self._model
+
+    def predict(self, data: bytes) -> Result:
+        """Preprocess one uploaded file and classify it. CPU-bound: call it off the event loop."""
+        served = self.model
+        digit = preprocessing.preprocess(data, self.settings.max_image_pixels)
+        probabilities = served.probabilities(digit[np.newaxis])[0]
+        best = int(np.argmax(probabilities))
+        return Result(
+            digit=best,
+            confidence=float(probabilities[best]),
+            probabilities=[float(p) for p in probabilities],
+            model_version=served.info.version,
+        )

@@ -1,0 +1,94 @@
+"""HTTP endpoints for predictions, health and model information."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+import schemas
+from errors import ModelNotReady, PayloadTooLarge, human_size
+from predictor import Predictor
+
+router = APIRouter()
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Error, "description": "Not an image, damaged, empty, or no digit in it"},
+    413: {"model": schemas.Error, "description": "Upload or image dimensions over the limit"},
+    503: {"model": schemas.Error, "description": "The model is still training"},
+}
+
+
+def get_predictor(request: Request) -> Predictor:
+    predictor: Predictor = request.app.state.predictor
+    return predictor
+
+
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, refusing files over `limit` (the body limit also counts headers)."""
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"Upload is over {human_size(limit)}, the limit. Send a smaller image."
+        )
+    return data
+
+
+@router.post(
+    "/predict/mnist",
+    response_model=schemas.Prediction,
+    responses=ERRORS,
+    tags=["predictions"],
+)
+async def predict_mnist(
+    predictor: PredictorDep,
+    file: Annotated[
+        UploadFile, File(description="An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF.")
+    ],
+) -> schemas.Prediction:
+    """Recognise the handwritten digit in an uploaded image."""
+    data = await read_upload(file, predictor.settings.max_upload_bytes)
+    result = await run_in_threadpool(predictor.predict, data)
+    return schemas.Prediction(
+        prediction=str(result.digit),
+        confidence=result.confidence,
+        probabilities=result.probabilities,
+        model_version=result.model_version,
+    )
+
+
+@router.get("/health", response_model=schemas.Health, tags=["operations"])
+async def health() -> schemas.Health:
+    """Liveness: the process answers. Needs no model."""
+    return schemas.Health(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=schemas.Ready,
+    responses={503: {"model": schemas.Error, "description": "Still training"}},
+    tags=["operations"],
+)
+async def ready(predictor: PredictorDep) -> schemas.Ready | JSONResponse:
+    """Readiness: 200 once the model is loaded, 503 while it trains."""
+    try:
+        served = predictor.model
+    except ModelNotReady as exc:
+        return JSONResponse({"detail": exc.detail}, status_code=503)
+    return schemas.Ready(status="ready", model_version=served.info.version)
+
+
+@router.get(
+    "/model",
+    response_model=schemas.ModelInfo,
+    responses={503: {"model": schemas.Error, "description": "Still training"}},
+    tags=["operations"],
+)
+async def model_info(predictor: PredictorDep) -> schemas.ModelInfo:
+    """Metadata of the served model: version, training data, held-out accuracy."""
+    return schemas.ModelInfo.model_validate(predictor.model.info, from_attributes=True)

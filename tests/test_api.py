@@ -1,0 +1,254 @@
+"""The HTTP API, through real requests to an app built by the factory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from filelock import FileLock
+from test_preprocessing import GOOD_PNG, bomb
+
+import dataset
+import styles
+from config import Settings
+from conftest import make_settings, png
+from errors import DatasetError
+from main import create_app
+
+
+def post_file(client: TestClient, data: bytes, name: str = "digit.png", field: str = "file") -> Any:
+    return client.post("/predict/mnist", files={field: (name, data, "image/png")})
+
+
+def test_predicts_real_digits(client: TestClient, holdout: dataset.Digits) -> None:
+    version = client.get("/model").json()["version"]
+    answers = [post_file(client, png(digit)) for digit in holdout.images[:20]]
+    assert [answer.status_code for answer in answers] == [200] * 20
+    bodies = [answer.json() for answer in answers]
+    for body in bodies:
+        assert set(body) == {"prediction", "confidence", "probabilities", "model_version"}
+        assert body["model_version"] == version
+        assert len(body["probabilities"]) == 10
+        assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
+        assert body["confidence"] == max(body["probabilities"])
+        assert body["prediction"] == str(int(np.argmax(body["probabilities"])))
+    predictions = [int(body["prediction"]) for body in bodies]
+    assert predictions == [6, 3, 6, 3, 5, 5, 5, 7, 1, 2, 6, 2, 3, 4, 1, 6, 4, 9, 7, 3]
+    assert holdout.labels[:20].tolist() == [
+        5,
+        3,
+        6,
+        3,
+        5,
+        5,
+        5,
+        7,
+        1,
+        2,
+        6,
+        2,
+        3,
+        4,
+        1,
+        8,
+        4,
+        9,
+        7,
+        3,
+    ]
+
+
+def test_content_type_is_not_trusted(client: TestClient, holdout: dataset.Digits) -> None:
+    """The image is decided by decoding, not by what the client declares."""
+    answer = client.post(
+        "/predict/mnist", files={"file": ("digit.txt", png(holdout.images[1]), "text/plain")}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["prediction"] == "3"
+    lying = client.post(
+        "/predict/mnist", files={"file": ("x.png", b"GIF89a nonsense", "image/png")}
+    )
+    assert (lying.status_code, lying.json()) == (400, {"detail": "File provided is not an image."})
+
+
+def test_real_upload_styles_over_http(client: TestClient, holdout: dataset.Digits) -> None:
+    rng = np.random.default_rng(3)
+    digit = holdout.images[1]  # a 3
+    for name, style in styles.STYLES.items():
+        answer = post_file(client, style(digit, rng), name=f"{name}.bin")
+        assert (answer.status_code, answer.json()["prediction"]) == (200, "3"), name
+
+
+BAD_UPLOADS = [
+    # (field name, bytes, expected status, expected detail)
+    ("file", b"hello, I am text", 400, "File provided is not an image."),
+    ("file", b"", 400, "The uploaded file is empty."),
+    ("file", GOOD_PNG[: len(GOOD_PNG) // 2], 400, "The image is truncated or corrupt"),
+    ("file", png(np.full((64, 64), 255, np.uint8)), 400, "No digit found in the image."),
+    (
+        "file",
+        bomb(),
+        413,
+        "Image is 20000x20000 pixels (400.0 megapixels); the limit is 50 megapixels.",
+    ),
+    ("image", GOOD_PNG, 422, None),
+]
+
+
+@pytest.mark.parametrize(("field", "data", "status", "detail"), BAD_UPLOADS)
+def test_bad_uploads(
+    client: TestClient, field: str, data: bytes, status: int, detail: str | None
+) -> None:
+    answer = post_file(client, data, field=field)
+    assert answer.status_code == status
+    if detail is None:  # FastAPI's validation error names the missing field
+        assert answer.json()["detail"][0]["loc"] == ["body", "file"]
+        assert answer.json()["detail"][0]["msg"] == "Field required"
+    else:
+        assert answer.json()["detail"].startswith(detail)
+
+
+def test_no_body_at_all(client: TestClient) -> None:
+    answer = client.post("/predict/mnist")
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+def test_upload_over_the_limit_is_refused_by_its_declared_length(client: TestClient) -> None:
+    answer = post_file(client, b"\x00" * 6_000_000)
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": "Upload is 6 MB; the limit is 5 MB. Send a smaller image."}
+
+
+def test_streamed_upload_over_the_limit_is_cut_off(client: TestClient) -> None:
+    """A chunked body (no Content-Length) is counted as it arrives and refused once past the
+    limit: the app stops reading, so the rest is never buffered. Driven at the ASGI level,
+    since the test client would buffer the body and declare its length."""
+    header = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+    chunks = [header] + [b"\x00" * 100_000] * 100  # 10 MB if all were read
+    consumed = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal consumed
+        consumed += 1
+        return {
+            "type": "http.request",
+            "body": chunks[consumed - 1],
+            "more_body": consumed < len(chunks),
+        }
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict/mnist", "raw_path": b"/predict/mnist",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("t", 80),
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+    }  # fmt: skip
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"]) == {
+        "detail": "Upload is 5.1 MB; the limit is 5 MB. Send a smaller image."
+    }
+    assert consumed == 52  # the header chunk and 51 of the 100 data chunks
+
+
+def test_file_just_over_the_limit(tmp_path: Path, model_file: Path) -> None:
+    """A file over MAX_UPLOAD_BYTES but inside the multipart allowance is caught after parsing."""
+    settings = make_settings(tmp_path, max_upload_bytes=1000, model_path=model_file)
+    with TestClient(create_app(settings)) as client:
+        answer = post_file(client, b"\x00" * 1500)
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": "Upload is over 1 kB, the limit. Send a smaller image."}
+
+
+def test_bad_content_length(client: TestClient) -> None:
+    answer = client.post("/predict/mnist", headers={"content-length": "-5"}, content=b"")
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"detail": "Invalid Content-Length header."},
+    )
+
+
+def test_operations_endpoints(client: TestClient, settings: Settings) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    info = client.get("/model").json()
+    assert set(info) == {
+        "version", "trained_at", "training_digits", "holdout_digits", "holdout_accuracy",
+        "sklearn_version", "data_source", "training_seconds",
+    }  # fmt: skip
+    assert (info["training_digits"], info["holdout_digits"]) == (802, 198)
+    ready = client.get("/ready")
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "model_version": info["version"]},
+    )
+
+
+def test_answers_health_while_training(tmp_path: Path, holdout: dataset.Digits) -> None:
+    """With no cache the app trains in the background: /health answers at once, /ready and
+    predictions are 503 until the model is there. Holding the model lock keeps it training."""
+    settings = make_settings(tmp_path)
+    settings.model_path.parent.mkdir(parents=True)
+    lock = FileLock(str(settings.model_path) + ".lock")
+    lock.acquire()
+    try:
+        with TestClient(create_app(settings)) as client:
+            training = {"detail": "The model is still training; try again in a minute."}
+            assert client.get("/health").json() == {"status": "ok"}
+            assert (client.get("/ready").status_code, client.get("/ready").json()) == (
+                503,
+                training,
+            )
+            assert client.get("/model").status_code == 503
+            answer = post_file(client, png(holdout.images[1]))
+            assert (answer.status_code, answer.json()) == (503, training)
+
+            lock.release()
+            assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+            assert client.get("/ready").status_code == 200
+            assert post_file(client, png(holdout.images[1])).json()["prediction"] == "3"
+    finally:
+        if lock.is_locked:
+            lock.release()
+    assert settings.model_path.is_file()
+
+
+def test_training_failure_is_reported_by_ready(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, model_path=tmp_path)  # a folder: the save must fail
+    with TestClient(create_app(settings)) as client:
+        client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["detail"].startswith("The model could not be trained: ")
+        assert client.get("/health").status_code == 200
+
+
+def test_refuses_to_start_without_data_or_model(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, mnist_data_dir=None)  # the only mirror refuses at once
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match="set MNIST_DATA_DIR"), TestClient(create_app(settings)):
+        pass
+    assert time.monotonic() - start < 10
+
+
+def test_openapi_documents_every_endpoint(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/predict/mnist", "/health", "/ready", "/model"}
+    predict = spec["paths"]["/predict/mnist"]["post"]
+    assert predict["description"] == "Recognise the handwritten digit in an uploaded image."
+    assert set(predict["responses"]) == {"200", "400", "413", "422", "503"}
+    assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Prediction"
+    }
+    example = spec["components"]["schemas"]["Prediction"]["examples"][0]
+    assert example["prediction"] == "7" and len(example["probabilities"]) == 10
+    assert client.get("/docs").status_code == 200
