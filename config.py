@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
+    @field_validator("mnist_data_dir", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("mnist_mirrors", mode="before")
     @classmethod
     def _split_mirrors(cls, value: object) -> object:

@@ -32,6 +32,11 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.mnist_mirrors == ("http://a.example/mnist/", "http://b.example/m/")
 
 
+def test_empty_data_dir_means_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNIST_DATA_DIR", "")  # what an unset Docker build argument passes
+    assert Settings().mnist_data_dir is None
+
+
 def test_nonsense_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_UPLOAD_BYTES", "-1")
     with pytest.raises(ValidationError, match="max_upload_bytes"):
