@@ -26,26 +26,107 @@ class Deskew(TransformerMixin, BaseEstimator):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         images = np.asarray(X, dtype=np.float32).reshape(-1, SIDE, SIDE)
-        mass = images.sum(axis=(1, 2))
-        safe = np.where(mass > 0, mass, 1.0)
         row_profile = images.sum(axis=2)  # (n, 28)
         col_profile = images.sum(axis=1)
-        cy = row_profile @ _ROWS / safe
-        cx = col_profile @ _ROWS / safe
-        dy = _ROWS[None, :] - cy[:, None]  # (n, 28)
-        dx = _ROWS[None, :] - cx[:, None]
-        var_y = (row_profile * dy**2).sum(axis=1) / safe
-        cov_xy = np.einsum("nij,ni,nj->n", images, dy, dx) / safe
-        slant = np.where(var_y > 1e-3, cov_xy / np.where(var_y > 1e-3, var_y, 1.0), 0.0)
+        mass = row_profile.sum(axis=1)
+        mass[mass == 0] = 1.0
+        dy = _ROWS - (row_profile @ _ROWS / mass)[:, None]  # (n, 28): row offsets from centre
+        dx = _ROWS - (col_profile @ _ROWS / mass)[:, None]
+        var_y = (row_profile * dy * dy).sum(axis=1) / mass
+        cov_xy = ((images @ dx[:, :, None])[:, :, 0] * dy).sum(axis=1) / mass
+        slant = cov_xy / np.maximum(var_y, 1e-3)
 
-        # out[n, y, x] = in[n, y, x + slant * (y - cy)]
-        source = _ROWS[None, None, :] + (slant[:, None] * dy)[:, :, None]  # (n, 28, 28)
-        left = np.floor(source)
-        weight = (source - left).astype(np.float32)
-        left = left.astype(np.intp)
-        rows = np.arange(SIDE)[None, :, None]
-        batch = np.arange(len(images))[:, None, None]
-        padded = np.pad(images, ((0, 0), (0, 0), (1, 2)))  # reads outside the frame are 0
-        lo = padded[batch, rows, np.clip(left + 1, 0, SIDE + 2)]
-        hi = padded[batch, rows, np.clip(left + 2, 0, SIDE + 2)]
-        return ((1 - weight) * lo + weight * hi).reshape(len(images), -1)
+        # out[n, y, x] = in[n, y, x + slant * (y - cy)], linear interpolation, 0 outside
+        source = _ROWS + (slant[:, None] * dy)[:, :, None] + 1  # +1: one column of padding
+        left = np.clip(np.floor(source), 0, SIDE + 1)
+        weight = np.clip(source - left, 0, 1)
+        left_index = left.astype(np.intp)
+        padded = np.zeros((len(images), SIDE, SIDE + 3), dtype=np.float32)
+        padded[:, :, 1 : SIDE + 1] = images
+        lo = np.take_along_axis(padded, left_index, axis=2)
+        hi = np.take_along_axis(padded, left_index + 1, axis=2)
+        return (lo + weight * (hi - lo)).reshape(len(images), -1)
+
+
+class GradientHistograms(TransformerMixin, BaseEstimator):
+    """Histograms of oriented gradients (HOG-like) over overlapping cells of the digit.
+
+    Edges and their directions say more about a digit's shape than raw intensities and are less
+    sensitive to stroke width and small shifts. Each pixel's gradient magnitude is split
+    between the two nearest of `bins` orientations (unsigned, 0-180 degrees), summed over
+    `cell` x `cell` windows every `stride` pixels, and square-root compressed. Stateless.
+    """
+
+    def __init__(self, bins: int = 9, cell: int = 7, stride: int = 3) -> None:
+        self.bins = bins
+        self.cell = cell
+        self.stride = stride
+
+    def fit(self, X: np.ndarray, y: object = None) -> GradientHistograms:
+        return self
+
+    def _pooling(self) -> np.ndarray:
+        starts = np.arange(0, SIDE - self.cell + 1, self.stride)
+        offsets = np.arange(SIDE) - starts[:, None]
+        return ((offsets >= 0) & (offsets < self.cell)).astype(np.float32)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        images = np.asarray(X, dtype=np.float32).reshape(-1, SIDE, SIDE)
+        gy = np.zeros_like(images)
+        gx = np.zeros_like(images)
+        gy[:, 1:-1] = images[:, 2:] - images[:, :-2]
+        gx[:, :, 1:-1] = images[:, :, 2:] - images[:, :, :-2]
+        magnitude = np.sqrt(gx * gx + gy * gy)
+        angle = np.mod(np.arctan2(gy, gx), np.pi) / np.pi * self.bins  # 0..bins
+        lower = np.floor(angle).astype(np.intp) % self.bins
+        upper = (lower + 1) % self.bins
+        share = (angle - np.floor(angle)).astype(np.float32)
+        orientations = np.arange(self.bins)
+        votes = (lower[..., None] == orientations) * (magnitude * (1 - share))[..., None]
+        votes += (upper[..., None] == orientations) * (magnitude * share)[..., None]
+        # window sums: pool rows and columns with a 0/1 matrix, one window per row of it
+        pool = self._pooling()
+        cells = pool @ np.moveaxis(votes, 3, 1) @ pool.T  # (n, bins, windows, windows)
+        return np.sqrt(np.moveaxis(cells, 1, 3).reshape(len(images), -1))
+
+
+class RBFKernel(TransformerMixin, BaseEstimator):
+    """exp(-gamma * |x - c|^2) against fixed centres: a fitted Nystroem map, minus its matrix.
+
+    Nystroem's transform is K(x, centres) @ N.T with an n x n normalisation N. Followed by a
+    linear classifier, N can be folded into the classifier's weights once after training
+    (`model.fold_kernel_map`), leaving this cheaper map to compute per request.
+    """
+
+    def __init__(self, centres: np.ndarray, gamma: float) -> None:
+        self.centres = centres
+        self.gamma = gamma
+
+    def fit(self, X: np.ndarray, y: object = None) -> RBFKernel:
+        return self
+
+    def _prepared(self) -> tuple[np.ndarray, np.ndarray]:
+        """The centres transposed for the product, and their squared norms: computed once."""
+        prepared = self.__dict__.get("_prepared_arrays")
+        if prepared is None:
+            centres = np.asarray(self.centres, dtype=np.float32)
+            prepared = (np.ascontiguousarray(centres.T), (centres * centres).sum(axis=1))
+            self._prepared_arrays = prepared
+        return prepared
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state.pop("_prepared_arrays", None)  # derived; not worth storing twice
+        return state
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        centres_t, centre_norms = self._prepared()
+        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, computed in place on the one product matrix
+        kernel = X @ centres_t
+        kernel *= -2.0
+        kernel += centre_norms
+        kernel += (X * X).sum(axis=1, keepdims=True)
+        np.maximum(kernel, 0.0, out=kernel)
+        kernel *= -self.gamma
+        return np.exp(kernel, out=kernel)

@@ -44,6 +44,32 @@ def test_probabilities_are_a_distribution(
     assert (probabilities >= 0).all()
 
 
+def test_served_probabilities_are_the_classifiers_own(
+    trained: model.DigitModel, holdout: dataset.Digits
+) -> None:
+    """DigitModel skips scikit-learn's input checks but computes exactly predict_proba."""
+    digits = holdout.images / np.float32(255)
+    ours = trained.probabilities(digits)
+    theirs = trained.pipeline.predict_proba(digits.reshape(len(digits), -1))
+    assert np.abs(ours - theirs).max() < 1e-6
+
+
+def test_folding_the_kernel_map_changes_no_prediction(
+    mnist: dataset.Mnist, holdout: dataset.Digits
+) -> None:
+    training, _ = dataset.split(mnist)
+    pipeline = model.build_pipeline().set_params(rbf__n_components=300)
+    pipeline.fit(model.as_inputs(training), training.labels)
+    inputs = model.as_inputs(holdout)
+    before = pipeline.predict_proba(inputs)
+    folded = model.fold_kernel_map(pipeline)
+    assert [name for name, _ in folded.steps] == ["deskew", "gradients", "rbf", "classifier"]
+    assert type(folded.named_steps["rbf"]).__name__ == "RBFKernel"
+    assert type(folded[-1]).__name__ == "SGDClassifier"
+    assert np.abs(folded.predict_proba(inputs) - before).max() < 1e-4
+    assert np.array_equal(folded.predict(inputs), before.argmax(axis=1))
+
+
 def test_save_and_load_round_trip(
     trained: model.DigitModel, tmp_path: Path, holdout: dataset.Digits
 ) -> None:
