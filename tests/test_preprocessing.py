@@ -36,7 +36,7 @@ def test_mnist_format_passes_through_unchanged(holdout: dataset.Digits) -> None:
     point, up to a small contrast stretch where a digit's strokes are faint."""
     worst = np.array([np.abs(run(png(digit)) * 255 - digit).max() for digit in holdout.images])
     assert len(worst) == 198
-    assert (worst <= 2.5).sum() == 186  # within 2 grey levels
+    assert (worst <= 2.5).sum() == 185  # within 2 grey levels
     assert (worst <= 30).sum() == 197  # faint strokes stretched a little
     # one digit's centre of mass is at row 13.5006: a tie between two placements, 1 px apart
     assert np.flatnonzero(worst > 30).tolist() == [92]
