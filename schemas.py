@@ -74,10 +74,10 @@ class ModelInfo(BaseModel):
     )
 
     version: str
-    trained_at: str = Field(description="When it was trained (UTC, ISO 8601).")
+    trained_at: str | None = Field(description="When it was trained (UTC, ISO 8601).")
     training_digits: int
     holdout_digits: int
     holdout_accuracy: float = Field(description="Share of held-out digits classified right.")
     sklearn_version: str
     data_source: str = Field(description="Folder the MNIST files were read from.")
-    training_seconds: float
+    training_seconds: float | None

@@ -65,6 +65,7 @@ def settings(tmp_path: Path, model_file: Path) -> Settings:
     result = make_settings(tmp_path)
     result.model_path.parent.mkdir(parents=True)
     shutil.copy(model_file, result.model_path)
+    shutil.copy(model.run_note_path(model_file), model.run_note_path(result.model_path))
     return result
 
 
