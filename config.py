@@ -57,6 +57,19 @@ class Settings(BaseSettings):
         description="Train on at most this many digits (for quick experiments and tests).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    database_url: str = Field(
+        default="sqlite:///data/digits.db",
+        description="SQLAlchemy URL of the users and history database.",
+    )
+    token_lifetime_days: float = Field(
+        default=30, gt=0, description="Days a login token stays valid."
+    )
+    login_max_failures: int = Field(
+        default=5, gt=0, description="Failed logins for one username before it is throttled..."
+    )
+    login_failure_window_minutes: float = Field(
+        default=15, gt=0, description="...within this many minutes."
+    )
 
     @field_validator("mnist_data_dir", mode="before")
     @classmethod

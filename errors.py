@@ -7,6 +7,7 @@ class ServiceError(Exception):
     """An error a client can act on: `detail` says what was wrong and how to fix it."""
 
     status_code = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import api
+import db
 import routes
 from config import Settings
 from errors import ServiceError
@@ -28,11 +30,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     predictor = Predictor(settings)
+    engine = db.connect(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.migrate(engine)
         predictor.start()
         yield
+        engine.dispose()
 
     app = FastAPI(
         title="Handwritten digit recognition",
@@ -42,12 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.predictor = predictor
+    app.state.engine = engine
     app.include_router(routes.router)
+    app.include_router(api.router)
     app.add_middleware(BodySizeLimit, max_upload_bytes=settings.max_upload_bytes)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     return app
 

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 import dataset
 import model
@@ -24,6 +25,7 @@ class Result:
     confidence: float
     probabilities: list[float]
     model_version: str
+    image_type: str  # the MIME type of the upload, from decoding it (not from the client)
 
 
 class Predictor:
@@ -75,7 +77,9 @@ class Predictor:
     def predict(self, data: bytes) -> Result:
         """Preprocess one uploaded file and classify it. CPU-bound: call it off the event loop."""
         served = self.model
-        digit = preprocessing.preprocess(data, self.settings.max_image_pixels)
+        image = preprocessing.decode(data, self.settings.max_image_pixels)
+        image_type = Image.MIME.get(image.format or "", "application/octet-stream")
+        digit = preprocessing.normalise(image)
         probabilities = served.probabilities(digit[np.newaxis])[0]
         best = int(np.argmax(probabilities))
         return Result(
@@ -83,4 +87,5 @@ class Predictor:
             confidence=float(probabilities[best]),
             probabilities=[float(p) for p in probabilities],
             model_version=served.info.version,
+            image_type=image_type,
         )

@@ -7,12 +7,14 @@ centre of mass sits at (14.0, 14.0) +- 0.3 px. Real uploads differ in every othe
 transparency, polarity, lighting, size and position. The steps below undo those differences:
 
 1. `decode`: bytes to a Pillow image, refusing non-images, damaged files and decompression bombs.
-2. `ink_map`: one float channel where ink is bright (1) and background dark (0): alpha
-   composited, polarity taken from the border, uneven lighting removed, contrast stretched.
-3. `frame_digit`: crop to the ink, scale to 20 px, centre by mass in 28x28.
+2. `ink_map`: one float channel where ink is 1 and background 0: alpha composited, polarity
+   taken from the border, uneven lighting divided out, noise floor and contrast normalised.
+   A digit that came out small in a large frame is zoomed into at full resolution.
+3. `frame_digit`: refuse ink that is no digit (a speck, a blob, a texture), crop to the digit,
+   redraw large digits with MNIST's stroke width, scale to 20 px, centre by mass in 28x28.
 
-For an image already in MNIST format the whole chain is the identity, so a digit from the data
-set survives an upload bit for bit (up to 8-bit rounding).
+For an image already in MNIST format the chain is a fixed point: a digit from the data set
+comes back within 2 grey levels (a faint one slightly contrast-stretched).
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ SIDE = 28  # MNIST frame
 BOX = 20  # longer side of the digit inside the frame
 CENTRE = 14.0  # where MNIST puts the centre of mass (row and column, 0-based pixel centres)
 WORK_SIDE = 384  # larger images are reduced to this before the pixel work; plenty for 20 px
-MIN_CONTRAST = 0.08  # ink must stand this far (0..1) above the paper's noise to count
+ZOOM_MARGIN = 0.25  # context kept around a small digit when zooming in on it
+
+# telling ink from paper
+FLAT = 0.02  # border strips this close in level mean an evenly lit background
+LOSSY_FLOOR = 0.1  # in JPEGs, ink fainter than 10% of a stroke is ringing around the strokes
+MIN_CONTRAST = 0.08  # ink must stand this far (0..1) above the paper's noise to count...
 MIN_INK_FRACTION = 0.0001  # ...and cover at least this share of the image (0.01%)
+
+# what counts as a digit
 SPECK_FRACTION = 0.05  # ink blobs lighter than 5% of the largest blob are dirt, not digit...
 SPECK_MARGIN = 0.15  # ...unless they lie within 15% (of its size) of the digit's box
 MIN_DIGIT_PIXELS = 4  # a digit spans at least 4 px...
@@ -39,19 +48,17 @@ MAX_SOLIDITY = 0.85  # share of a digit's box its strokes may fill...
 MAX_BLOB_ASPECT = 2.5  # ...unless the box is this much taller than wide (a "1")
 MAX_COVERAGE = 0.6  # ink over more of the frame than this is no digit
 MAX_PIECES = 8  # nor are more separate marks than this (crumbs of dithering aside)
+
+# redrawing large digits
 RESTROKE = 4  # large digits are redrawn at 4x the final 20 px...
-ZOOM_MARGIN = 0.25  # context kept around a digit when zooming in on it
 STROKE_RANGE = (2.4, 3.0)  # ...with strokes this wide (px at 20 px); MNIST's median is 2.69
 
-FLAT = 0.02  # border strips this close in level mean an evenly lit background
-LOSSY_FLOOR = 0.1  # in JPEGs, ink fainter than 10% of a stroke is ringing around the strokes
-
 NOT_AN_IMAGE = "File provided is not an image."
+NO_DIGIT = "No digit found in the image."
 
 # decode() checks every image's pixel count against the configured limit before a single pixel
 # is decompressed, so Pillow's own (fixed, 179-megapixel) bomb check is not needed on top.
 Image.MAX_IMAGE_PIXELS = None
-NO_DIGIT = "No digit found in the image."
 
 _HIGH_BIT_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -83,7 +90,7 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
         image.draft(None, (WORK_SIDE, WORK_SIDE))
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
         raise InvalidImage(f"The image is truncated or corrupt ({exc}).") from exc
     image.info["lossy"] = lossy
@@ -161,11 +168,12 @@ def ink_map(image: Image.Image) -> np.ndarray:
 
 
 def _background(ink: np.ndarray) -> np.ndarray:
-    """The paper's own brightness under the ink: a quadratic surface fitted to background pixels.
+    """The background's level under the ink (a map where ink is the brighter minority): a
+    quadratic surface fitted to the background pixels.
 
     Uneven lighting (a lamp to one side, vignetting) varies slowly across a sheet, so a smooth
     surface describes it. The fit is robust: ink stands above the surface, so pixels far above
-    it are dropped and the surface refitted. A uniform background fits as a constant.
+    it are dropped and the surface refitted. An evenly lit background is a constant.
     """
     height, width = ink.shape
     ring = max(1, min(height, width) // 8)
@@ -384,7 +392,11 @@ def _zoom(image: Image.Image, ink: np.ndarray) -> Image.Image | None:
 
 def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
     """An uploaded file's bytes to a 28x28 float32 digit in 0..1, white ink on black, as MNIST."""
-    image = decode(data, max_pixels)
+    return normalise(decode(data, max_pixels))
+
+
+def normalise(image: Image.Image) -> np.ndarray:
+    """A decoded image to a 28x28 float32 digit in 0..1, white ink on black, as MNIST."""
     ink = ink_map(image)
     zoomed = _zoom(image, ink)
     if zoomed is not None:

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+import history
 import schemas
+from accounts import OptionalCallerDep
 from errors import ModelNotReady, PayloadTooLarge, human_size
 from predictor import Predictor
 
@@ -16,6 +18,7 @@ router = APIRouter()
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.Error, "description": "Not an image, damaged, empty, or no digit in it"},
+    401: {"model": schemas.Error, "description": "A token was sent, but it is invalid or expired"},
     413: {"model": schemas.Error, "description": "Upload or image dimensions over the limit"},
     503: {"model": schemas.Error, "description": "The model is still training"},
 }
@@ -47,13 +50,19 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
 )
 async def predict_mnist(
     predictor: PredictorDep,
+    caller: OptionalCallerDep,
+    request: Request,
     file: Annotated[
         UploadFile, File(description="An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF.")
     ],
 ) -> schemas.Prediction:
     """Recognise the handwritten digit in an uploaded image."""
     data = await read_upload(file, predictor.settings.max_upload_bytes)
-    result = await run_in_threadpool(predictor.predict, data)
+    if caller is None:
+        result = await run_in_threadpool(predictor.predict, data)
+    else:  # a logged-in caller keeps the prediction in their history too
+        engine = request.app.state.engine
+        result, _ = await history.predict_and_keep(predictor, engine, caller.user_id, data)
     return schemas.Prediction(
         prediction=str(result.digit),
         confidence=result.confidence,

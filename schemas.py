@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class Prediction(BaseModel):
@@ -81,3 +85,90 @@ class ModelInfo(BaseModel):
     sklearn_version: str
     data_source: str = Field(description="Folder the MNIST files were read from.")
     training_seconds: float | None
+
+
+# --- accounts and history (/api/) ---------------------------------------------------------
+
+USERNAME_CHARACTERS = re.compile(r"^[A-Za-z0-9@.+_-]+$")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"username": "ada", "email": "ada@example.com", "password": "correct horse"}
+            ]
+        }
+    )
+
+    username: str = Field(description="3-150 letters, digits and @ . + - _")
+    email: EmailStr
+    password: str = Field(description="At least 8 characters, not the username.")
+
+    @field_validator("username")
+    @classmethod
+    def _username_rules(cls, value: str) -> str:
+        if not 3 <= len(value) <= 150:
+            raise PydanticCustomError(
+                "username_length", "Username must be 3 to 150 characters long."
+            )
+        if not USERNAME_CHARACTERS.match(value):
+            raise PydanticCustomError(
+                "username_characters", "Username may contain only letters, digits and @ . + - _"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _password_rules(self) -> UserCreate:
+        if len(self.password) < 8:
+            raise PydanticCustomError(
+                "password_length", "Password must be at least 8 characters long."
+            )
+        if self.password.casefold() == self.username.casefold():
+            raise PydanticCustomError("password_is_username", "Password must not be the username.")
+        return self
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"username": "ada", "password": "correct horse"}]}
+    )
+
+    username: str = Field(max_length=150)
+    password: str = Field(max_length=1024)
+    email: str | None = Field(default=None, description="Accepted and ignored, as before.")
+
+
+class Registered(BaseModel):
+    token: str = Field(description="Send it as 'Authorization: Token <token>'.")
+    user_id: int
+    username: str
+
+
+class LoggedIn(Registered):
+    email: str
+
+
+class Profile(BaseModel):
+    user_id: int
+    username: str
+    email: str
+    date_joined: datetime
+    predictions: int = Field(description="How many predictions the user has kept.")
+
+
+class HistoryItem(BaseModel):
+    id: int
+    result: int = Field(ge=0, le=9, description="The recognised digit.")
+    confidence: float
+    probabilities: list[float] = Field(min_length=10, max_length=10)
+    model_version: str
+    created_at: datetime
+    image: str = Field(description="URL of the uploaded image (the owner's token required).")
+
+
+class HistoryPage(BaseModel):
+    count: int = Field(description="How many predictions the user has in all.")
+    next: str | None = Field(description="URL of the next page, if any.")
+    previous: str | None = Field(description="URL of the previous page, if any.")
+    results: list[HistoryItem]

@@ -130,6 +130,16 @@ def main() -> None:
     print(f"\nservice model: peak memory while training {peak_mb:,.0f} MB, file {size_mb:.1f} MB, "
           f"load {load_seconds * 1000:.0f} ms\n")  # fmt: skip
     print(scored.summary(), "\n", flush=True)
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == holdout_set.labels
+    bands = [(0.95, 1.01, "0.95 and above"), (0.8, 0.95, "0.80 to 0.95"),
+             (0.6, 0.8, "0.60 to 0.80"), (0.0, 0.6, "below 0.60")]  # fmt: skip
+    print(table(
+        ["confidence", "share of answers", "of those, right"],
+        [[name, f"{np.mean(band):.1%}", f"{np.mean(right[band]):.1%}" if band.any() else "-"]
+         for low, high, name in bands
+         for band in [(confidence >= low) & (confidence < high)]],
+    ), "\n", flush=True)  # fmt: skip
 
     # serving: one MNIST-format PNG at a time, then batches of 256
     uploads = [styles.mnist_png(image, None) for image in holdout.images[:1000]]

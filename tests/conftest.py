@@ -53,6 +53,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "mnist_data_dir": SAMPLE_DIR,
         "data_dir": tmp_path / "data",
         "model_path": tmp_path / "models" / "model.joblib",
+        "database_url": f"sqlite:///{tmp_path / 'digits.db'}",
         "mnist_mirrors": ("http://127.0.0.1:9/",),  # never the network, even by mistake
     }
     values.update(overrides)

@@ -242,10 +242,14 @@ def test_refuses_to_start_without_data_or_model(tmp_path: Path) -> None:
 
 def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/predict/mnist", "/health", "/ready", "/model"}
+    assert set(spec["paths"]) == {
+        "/predict/mnist", "/health", "/ready", "/model",
+        "/api/register/", "/api/login/", "/api/logout/", "/api/profile/", "/api/predict/",
+        "/api/history/", "/api/history/{prediction_id}/", "/api/history/{prediction_id}/image/",
+    }  # fmt: skip
     predict = spec["paths"]["/predict/mnist"]["post"]
     assert predict["description"] == "Recognise the handwritten digit in an uploaded image."
-    assert set(predict["responses"]) == {"200", "400", "413", "422", "503"}
+    assert set(predict["responses"]) == {"200", "400", "401", "413", "422", "503"}
     assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Prediction"
     }

@@ -1,0 +1,394 @@
+"""Storage: every SQL statement of the service, written with SQLAlchemy Core.
+
+Functions take keyword arguments and return plain dicts; nothing outside this module builds SQL.
+The schema is created and upgraded at start-up by numbered migrations, recorded in the table
+`schema_version`. Nothing here is SQLite-only: SQLite gets WAL mode, foreign keys and a busy
+timeout when the URL names it, and the same statements run on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(150), nullable=False),
+    # the username folded to lower case: unique, so "Ada" and "ada" cannot both register
+    sa.Column("username_key", sa.String(150), nullable=False, unique=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256, hex
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("result", sa.Integer, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("probabilities", sa.Text, nullable=False),  # JSON list of 10 floats
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # the upload itself lives in its record, so it is deleted with it
+    sa.Column("image", sa.LargeBinary, nullable=False),
+    sa.Column("image_type", sa.String(100), nullable=False),
+    sa.Column("image_size", sa.Integer, nullable=False),
+    sa.Column("image_sha256", sa.String(64), nullable=False),
+    sa.Index("ix_predictions_user_newest", "user_id", "created_at", "id"),
+)
+
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username_key", sa.String(150), nullable=False, index=True),
+    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _create(*tables: sa.Table) -> Callable[[Connection], None]:
+    def migrate(connection: Connection) -> None:
+        for table in tables:
+            table.create(connection)
+
+    return migrate
+
+
+# Numbered migrations, applied in order, each once. Append; never edit a published one.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (
+        1,
+        "users, tokens, predictions, login failures",
+        _create(users, tokens, predictions, login_failures),
+    ),
+]
+
+PREDICTION_COLUMNS = [c for c in predictions.c if c.name != "image"]
+
+
+class Conflict(Exception):
+    """A unique value (a username) is taken."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every moment stored here is UTC
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def connect(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL, foreign keys and a 5 s busy timeout."""
+    if url.startswith("sqlite"):
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 5, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # Python's sqlite3 driver opens transactions only before INSERT/UPDATE/DELETE, so
+            # CREATE TABLE would commit on its own and a migration would not be atomic. Take
+            # transactions away from the driver; SQLAlchemy begins them (below).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            _use_wal(cursor)
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            # migrations ask for IMMEDIATE: the write lock first, then a fresh read
+            mode = connection.get_execution_options().get("sqlite_begin", "")
+            connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _applied(connection: Connection, number: int) -> bool:
+    found = connection.execute(
+        sa.select(schema_version.c.version).where(schema_version.c.version == number)
+    ).first()
+    return found is not None
+
+
+def _apply_once(engine: Engine, number: int, apply: Callable[[Connection], None]) -> None:
+    """Apply migration `number` unless it is recorded, recording it in the same transaction.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock before reading, so workers booting together
+    take turns and later ones find the migration recorded. PostgreSQL: DDL is transactional;
+    a worker that loses the race fails on the existing table and finds the record instead.
+    """
+    try:
+        with engine.connect() as plain:
+            connection = plain.execution_options(sqlite_begin="IMMEDIATE")
+            with connection.begin():
+                if number == 0:
+                    schema_version.create(connection, checkfirst=True)
+                elif not _applied(connection, number):
+                    apply(connection)
+                    connection.execute(
+                        schema_version.insert().values(version=number, applied_at=now())
+                    )
+    except sa.exc.DBAPIError:
+        with engine.connect() as check:
+            present = sa.inspect(check).has_table(schema_version.name)
+            if not present or (number and not _applied(check, number)):
+                raise
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the database to WAL (it stays so, in the file). The switch needs an exclusive
+    lock and fails at once, without waiting, while another connection holds one: that only
+    happens while workers race to create a new database, so retry for up to 5 s."""
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    for _ in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            time.sleep(0.1)
+    cursor.execute("PRAGMA journal_mode=WAL")
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema up to date; safe from several processes at once. Returns its version."""
+    _apply_once(engine, 0, lambda connection: None)  # the version table itself
+    for number, _description, apply in MIGRATIONS:
+        _apply_once(engine, number, apply)
+    return MIGRATIONS[-1][0]
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+def create_user(engine: Engine, *, username: str, email: str, password_hash: str) -> dict[str, Any]:
+    try:
+        with engine.begin() as connection:
+            row = connection.execute(
+                users.insert()
+                .values(
+                    username=username,
+                    username_key=username.casefold(),
+                    email=email,
+                    password_hash=password_hash,
+                    created_at=now(),
+                )
+                .returning(users.c.id, users.c.username, users.c.email, users.c.created_at)
+            ).one()
+    except sa.exc.IntegrityError as exc:
+        raise Conflict(username) from exc
+    return dict(row._mapping)
+
+
+def find_user(engine: Engine, *, username: str) -> dict[str, Any] | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(users).where(users.c.username_key == username.casefold())
+        ).first()
+    return dict(row._mapping) if row else None
+
+
+def get_user(engine: Engine, *, user_id: int) -> dict[str, Any] | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(users.c.id, users.c.username, users.c.email, users.c.created_at).where(
+                users.c.id == user_id
+            )
+        ).first()
+    return dict(row._mapping) if row else None
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def add_token(engine: Engine, *, user_id: int, token_hash: str, lifetime: timedelta) -> None:
+    issued = now()
+    with engine.begin() as connection:
+        connection.execute(
+            tokens.insert().values(
+                user_id=user_id,
+                token_hash=token_hash,
+                created_at=issued,
+                expires_at=issued + lifetime,
+            )
+        )
+
+
+def token_owner(engine: Engine, *, token_hash: str) -> dict[str, Any] | None:
+    """The token's row (user_id, token_hash, expires_at), or None when unknown or expired."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(tokens.c.user_id, tokens.c.token_hash, tokens.c.expires_at).where(
+                tokens.c.token_hash == token_hash
+            )
+        ).first()
+    if row is None or _utc(row.expires_at) <= now():
+        return None
+    return dict(row._mapping)
+
+
+def delete_token(engine: Engine, *, token_hash: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(tokens.delete().where(tokens.c.token_hash == token_hash))
+
+
+# --- failed logins --------------------------------------------------------------------------
+
+
+def record_login_failure(engine: Engine, *, username: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            login_failures.insert().values(username_key=username.casefold(), failed_at=now())
+        )
+
+
+def recent_login_failures(engine: Engine, *, username: str, window: timedelta) -> list[datetime]:
+    """When `username`'s failed logins within `window` happened, oldest first."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(login_failures.c.failed_at)
+            .where(
+                login_failures.c.username_key == username.casefold(),
+                login_failures.c.failed_at > now() - window,
+            )
+            .order_by(login_failures.c.failed_at)
+        ).all()
+    return [_utc(row.failed_at) for row in rows]
+
+
+def clear_login_failures(engine: Engine, *, username: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            login_failures.delete().where(login_failures.c.username_key == username.casefold())
+        )
+
+
+# --- predictions ----------------------------------------------------------------------------
+
+
+def _prediction(row: Any) -> dict[str, Any]:
+    record = dict(row._mapping)
+    record["probabilities"] = json.loads(record["probabilities"])
+    record["created_at"] = _utc(record["created_at"])
+    return record
+
+
+def add_prediction(
+    engine: Engine,
+    *,
+    user_id: int,
+    result: int,
+    confidence: float,
+    probabilities: list[float],
+    model_version: str,
+    image: bytes,
+    image_type: str,
+    image_sha256: str,
+) -> dict[str, Any]:
+    with engine.begin() as connection:
+        row = connection.execute(
+            predictions.insert()
+            .values(
+                user_id=user_id,
+                result=result,
+                confidence=confidence,
+                probabilities=json.dumps(probabilities),
+                model_version=model_version,
+                created_at=now(),
+                image=image,
+                image_type=image_type,
+                image_size=len(image),
+                image_sha256=image_sha256,
+            )
+            .returning(*PREDICTION_COLUMNS)
+        ).one()
+    return _prediction(row)
+
+
+def list_predictions(
+    engine: Engine, *, user_id: int, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many the user has, one page of them newest first)."""
+    mine = predictions.c.user_id == user_id
+    with engine.connect() as connection:
+        total = connection.execute(
+            sa.select(sa.func.count()).select_from(predictions).where(mine)
+        ).scalar_one()
+        rows = connection.execute(
+            sa.select(*PREDICTION_COLUMNS)
+            .where(mine)
+            .order_by(predictions.c.created_at.desc(), predictions.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return int(total), [_prediction(row) for row in rows]
+
+
+def get_prediction(engine: Engine, *, user_id: int, prediction_id: int) -> dict[str, Any] | None:
+    """The user's own prediction; another user's is as absent as a missing one."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(*PREDICTION_COLUMNS).where(
+                predictions.c.id == prediction_id, predictions.c.user_id == user_id
+            )
+        ).first()
+    return _prediction(row) if row else None
+
+
+def get_prediction_image(
+    engine: Engine, *, user_id: int, prediction_id: int
+) -> tuple[bytes, str] | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(predictions.c.image, predictions.c.image_type).where(
+                predictions.c.id == prediction_id, predictions.c.user_id == user_id
+            )
+        ).first()
+    return (bytes(row.image), row.image_type) if row else None
+
+
+def delete_prediction(engine: Engine, *, user_id: int, prediction_id: int) -> bool:
+    with engine.begin() as connection:
+        deleted = connection.execute(
+            predictions.delete().where(
+                predictions.c.id == prediction_id, predictions.c.user_id == user_id
+            )
+        ).rowcount
+    return bool(deleted)
