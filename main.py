@@ -20,7 +20,8 @@ from predictor import Predictor
 DESCRIPTION = """
 Recognises the handwritten digit (0-9) in an uploaded image: photos of paper, scans, browser
 canvas drawings, or MNIST-format images. Upload with `POST /predict/mnist` (multipart field
-`file`).
+`file`). Registered users (`/api/register/`, `/api/login/`) send `Authorization: Token <key>`
+and keep their predictions, with the uploads, in a history of their own (`/api/history/`).
 """
 
 
