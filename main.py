@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 import api
 import db
@@ -40,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package's own copies, not a CDN: /docs must work
+    # on hosts without internet access.
+    app = FastAPIOffline(
         title="Handwritten digit recognition",
         description=DESCRIPTION,
         version="1.0.0",

@@ -253,6 +253,20 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Prediction"
     }
+    assert spec["components"]["securitySchemes"]["Token"] == {
+        "type": "apiKey", "in": "header", "name": "Authorization",
+        "description": "`Token <key>`, with the key from /api/register/ or /api/login/.",
+    }  # fmt: skip
+    assert spec["paths"]["/api/profile/"]["get"]["security"] == [{"Token": []}]
     example = spec["components"]["schemas"]["Prediction"]["examples"][0]
     assert example["prediction"] == "7" and len(example["probabilities"]) == 10
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn." not in docs.text  # works without internet access
+    assets = [
+        part.split('"')[0] for part in docs.text.split('src="')[1:] + docs.text.split('href="')[1:]
+    ]
+    local = [url for url in assets if url.startswith("/static-offline-docs/")]
+    assert len(local) >= 2
+    for url in local:
+        assert client.get(url).status_code == 200
