@@ -61,7 +61,7 @@ class Predictor:
             self.failure = f"{type(exc).__name__}: {exc}"
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the model is loaded (for tests and the command line). True when ready."""
+        """Block until the model is loaded or training failed (tests use it). True when ready."""
         if self._thread is not None:
             self._thread.join(timeout)
         return self._model is not None
