@@ -103,7 +103,7 @@ class UserCreate(BaseModel):
 
     username: str = Field(description="3-150 letters, digits and @ . + - _")
     email: EmailStr
-    password: str = Field(description="At least 8 characters, not the username.")
+    password: str = Field(description="8 to 1,024 characters, not the username.")
 
     @field_validator("username")
     @classmethod
@@ -123,6 +123,10 @@ class UserCreate(BaseModel):
         if len(self.password) < 8:
             raise PydanticCustomError(
                 "password_length", "Password must be at least 8 characters long."
+            )
+        if len(self.password) > 1024:
+            raise PydanticCustomError(
+                "password_length", "Password must be at most 1,024 characters long."
             )
         if self.password.casefold() == self.username.casefold():
             raise PydanticCustomError("password_is_username", "Password must not be the username.")

@@ -67,6 +67,7 @@ INVALID = [
     ({"username": "ada/../x"}, "Username may contain only letters, digits and @ . + - _"),
     ({"email": "not-an-email"}, "value is not a valid email address"),
     ({"password": "short12"}, "Password must be at least 8 characters long."),
+    ({"password": "x" * 1025}, "Password must be at most 1,024 characters long."),
     ({"username": "lovelace", "password": "LoveLace"}, "Password must not be the username."),
     ({"password": None}, "Input should be a valid string"),
 ]
