@@ -18,7 +18,7 @@ import history
 import schemas
 from accounts import CallerDep
 from errors import ServiceError
-from routes import ERRORS, PredictorDep, read_upload
+from routes import ERRORS, Include, PredictorDep, read_upload
 
 router = APIRouter(prefix="/api", tags=["accounts and history"])
 
@@ -121,14 +121,24 @@ async def predict(
     predictor: PredictorDep,
     request: Request,
     image: Annotated[UploadFile, File(description="An image of one digit.")],
+    include: Include = None,
 ) -> schemas.HistoryItem:
     """Recognise a digit and keep the prediction, with the upload, in your history."""
     data = await read_upload(image, predictor.settings.max_upload_bytes)
-    _, record = await history.predict_and_keep(predictor, _engine(request), caller.user_id, data)
-    return _item(record, request)
+    result, record = await history.predict_and_keep(
+        predictor, _engine(request), caller.user_id, data
+    )
+    item = _item(record, request)
+    if include == "processed":
+        item.processed = result.processed_png()
+    return item
 
 
-@router.get("/history/", response_model=schemas.HistoryPage, responses=AUTH_ERRORS)
+@router.get(
+    "/history/",
+    response_model=schemas.HistoryPage,
+    responses=AUTH_ERRORS,
+)
 def history_page(
     caller: CallerDep,
     request: Request,

@@ -3,6 +3,8 @@ asked for predictions. Requests that arrive before it is ready get 503, not a wa
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import threading
 from dataclasses import dataclass
@@ -26,6 +28,13 @@ class Result:
     probabilities: list[float]
     model_version: str
     image_type: str  # the MIME type of the upload, from decoding it (not from the client)
+    pixels: np.ndarray  # (28, 28) in 0..1: the digit the model classified
+
+    def processed_png(self) -> str:
+        """The digit the model classified, as a base64 28x28 greyscale PNG (white on black)."""
+        buffer = io.BytesIO()
+        Image.fromarray(np.round(self.pixels * 255).astype(np.uint8)).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
 
 
 class Predictor:
@@ -88,4 +97,5 @@ class Predictor:
             probabilities=[float(p) for p in probabilities],
             model_version=served.info.version,
             image_type=image_type,
+            pixels=digit,
         )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -42,6 +42,12 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+Include = Annotated[
+    Literal["processed"] | None,
+    Query(description="'processed': also return the 28x28 image the model classified."),
+]
+
+
 @router.post(
     "/predict/mnist",
     response_model=schemas.Prediction,
@@ -55,6 +61,7 @@ async def predict_mnist(
     file: Annotated[
         UploadFile, File(description="An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF.")
     ],
+    include: Include = None,
 ) -> schemas.Prediction:
     """Recognise the handwritten digit in an uploaded image."""
     data = await read_upload(file, predictor.settings.max_upload_bytes)
@@ -68,6 +75,7 @@ async def predict_mnist(
         confidence=result.confidence,
         probabilities=result.probabilities,
         model_version=result.model_version,
+        processed=result.processed_png() if include == "processed" else None,
     )
 
 

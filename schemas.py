@@ -9,6 +9,16 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 from pydantic_core import PydanticCustomError
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+PROCESSED = (
+    "With ?include=processed: the 28x28 image the model classified, white on black, as a "
+    "base64 PNG. Shows what the preprocessing made of the upload."
+)
+
+
 class Prediction(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -40,6 +50,7 @@ class Prediction(BaseModel):
         min_length=10, max_length=10, description="Probability of each digit 0-9; they sum to 1."
     )
     model_version: str = Field(description="Version of the model that answered.")
+    processed: str | None = Field(default=None, description=PROCESSED, exclude_if=_absent)
 
 
 class Error(BaseModel):
@@ -169,6 +180,7 @@ class HistoryItem(BaseModel):
     model_version: str
     created_at: datetime
     image: str = Field(description="URL of the uploaded image (the owner's token required).")
+    processed: str | None = Field(default=None, description=PROCESSED, exclude_if=_absent)
 
 
 class HistoryPage(BaseModel):

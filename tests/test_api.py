@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from filelock import FileLock
+from PIL import Image
 from test_preprocessing import GOOD_PNG, bomb
 
 import dataset
@@ -270,3 +273,33 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     assert len(local) >= 2
     for url in local:
         assert client.get(url).status_code == 200
+
+
+def test_include_processed_shows_what_the_model_saw(
+    client: TestClient, holdout: dataset.Digits
+) -> None:
+    digit = holdout.images[1]
+    answer = client.post(
+        "/predict/mnist?include=processed", files={"file": ("d.png", png(digit), "image/png")}
+    )
+    body = answer.json()
+    assert answer.status_code == 200
+    assert set(body) == {"prediction", "confidence", "probabilities", "model_version", "processed"}
+    with Image.open(io.BytesIO(base64.b64decode(body["processed"]))) as seen:
+        assert (seen.format, seen.mode, seen.size) == ("PNG", "L", (28, 28))
+        assert np.array_equal(np.asarray(seen), digit)  # an MNIST-format upload is seen as is
+
+    rng = np.random.default_rng(0)
+    photo = client.post(
+        "/predict/mnist?include=processed",
+        files={"file": ("p.jpg", styles.paper_photo(digit, rng), "image/jpeg")},
+    ).json()
+    with Image.open(io.BytesIO(base64.b64decode(photo["processed"]))) as seen:
+        pixels = np.asarray(seen, dtype=np.float32)
+    assert np.corrcoef(pixels.ravel(), digit.ravel())[0, 1] > 0.8  # the photo, normalised
+
+    wrong = client.post(
+        "/predict/mnist?include=everything", files={"file": ("d.png", png(digit), "image/png")}
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"] == ["query", "include"]

@@ -215,3 +215,17 @@ def test_predict_mnist_records_for_a_logged_in_caller(
     )
     assert (forged.status_code, forged.json()) == (401, {"detail": "Invalid or expired token."})
     assert len(rows(settings, db.predictions)) == 1
+
+
+def test_include_processed_is_not_kept(
+    client: TestClient, ada: str, holdout: dataset.Digits
+) -> None:
+    upload = png(holdout.images[1])
+    answer = client.post(
+        "/api/predict/?include=processed",
+        files={"image": ("d.png", upload, "image/png")},
+        headers=auth(ada),
+    )
+    assert answer.status_code == 201
+    assert answer.json()["processed"]  # base64 PNG of the 28x28 digit
+    assert "processed" not in client.get("/api/history/1/", headers=auth(ada)).json()
