@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import OperationalError
 
 import api
 import db
@@ -17,6 +18,8 @@ from config import Settings
 from errors import ServiceError
 from limits import BodySizeLimit
 from predictor import Predictor
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Recognises the handwritten digit (0-9) in an uploaded image: photos of paper, scans, browser
@@ -60,6 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # locked past the busy timeout, or the database server unreachable: the client did
+        # nothing wrong and can retry
+        log.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "The database is busy or unavailable; try again in a moment."},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -247,3 +248,26 @@ def test_simultaneous_registrations_of_one_name(tmp_path: Path, model_file: Path
         thread.join(10)
     assert sorted(statuses) == [201] + [409] * 49
     assert len(rows(settings, db.users)) == 1
+
+
+def test_a_locked_database_is_a_503_not_a_500(client: TestClient, settings: Settings) -> None:
+    """Another process holds the write lock past the 5 s busy timeout: retry later."""
+    token = register(client).json()["token"]
+    blocker = sqlite3.connect(
+        settings.database_url.removeprefix("sqlite:///"), isolation_level=None
+    )
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        answer = client.post("/api/logout/", headers={"Authorization": f"Token {token}"})
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "detail": "The database is busy or unavailable; try again in a moment."
+    }
+    assert answer.headers["Retry-After"] == "1"
+    # the lock released, the same request goes through
+    assert (
+        client.post("/api/logout/", headers={"Authorization": f"Token {token}"}).status_code == 204
+    )
