@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=5_000_000, gt=0, description="Largest accepted image upload, in bytes."
     )
+    max_batch_files: int = Field(
+        default=256, gt=0, description="Most images in one POST /predict/mnist/batch."
+    )
+    max_batch_bytes: int = Field(
+        default=50_000_000, gt=0, description="Largest accepted batch upload, in bytes (all files)."
+    )
     max_image_pixels: int = Field(
         default=50_000_000,
         gt=0,

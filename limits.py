@@ -18,21 +18,30 @@ class BodySizeLimit:
     is counted as it arrives and cut off as soon as it passes the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_upload_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_upload_bytes: int, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_upload_bytes = max_upload_bytes
-        self.max_body = max_upload_bytes + MULTIPART_OVERHEAD
+        self.larger = larger or {}  # paths allowed more (batches), and their limits
 
-    def _message(self, size: int) -> str:
-        return (
-            f"Upload is {human_size(size)}; the limit is {human_size(self.max_upload_bytes)}. "
-            "Send a smaller image."
+    def _limit(self, scope: Scope) -> int:
+        return self.larger.get(scope["path"], self.max_upload_bytes)
+
+    def _message(self, size: int, limit: int) -> str:
+        advice = (
+            "Send fewer or smaller images."
+            if limit != self.max_upload_bytes
+            else "Send a smaller image."
         )
+        return f"Upload is {human_size(size)}; the limit is {human_size(limit)}. {advice}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
+        max_body = limit + MULTIPART_OVERHEAD
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             try:
@@ -44,8 +53,10 @@ class BodySizeLimit:
                     scope, receive, send
                 )
                 return
-            if size > self.max_body:
-                await JSONResponse({"detail": self._message(size)}, 413)(scope, receive, send)
+            if size > max_body:
+                await JSONResponse({"detail": self._message(size, limit)}, 413)(
+                    scope, receive, send
+                )
                 return
 
         received = 0
@@ -55,8 +66,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise HTTPException(413, self._message(received))
+                if received > max_body:
+                    raise HTTPException(413, self._message(received, limit))
             return message
 
         await self.app(scope, counted_receive, send)

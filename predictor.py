@@ -16,7 +16,7 @@ import dataset
 import model
 import preprocessing
 from config import Settings
-from errors import ModelNotReady
+from errors import ModelNotReady, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +99,29 @@ class Predictor:
             image_type=image_type,
             pixels=digit,
         )
+
+    def predict_many(self, uploads: list[bytes]) -> tuple[list[Result | ServiceError], str]:
+        """Preprocess and classify many uploads in one pass: per upload a Result or its error.
+        Returns them with the version of the model that answered."""
+        served = self.model
+        prepared = preprocessing.preprocess_many(uploads, self.settings.max_image_pixels)
+        digits = [item for item in prepared if isinstance(item, np.ndarray)]
+        probabilities = iter(served.probabilities(np.stack(digits)) if digits else [])
+        results: list[Result | ServiceError] = []
+        for item in prepared:
+            if isinstance(item, ServiceError):
+                results.append(item)
+                continue
+            row = next(probabilities)
+            best = int(np.argmax(row))
+            results.append(
+                Result(
+                    digit=best,
+                    confidence=float(row[best]),
+                    probabilities=[float(p) for p in row],
+                    model_version=served.info.version,
+                    image_type="",  # not kept for batches
+                    pixels=item,
+                )
+            )
+        return results, served.info.version

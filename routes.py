@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 import history
 import schemas
 from accounts import OptionalCallerDep
-from errors import ModelNotReady, PayloadTooLarge, human_size
+from errors import ModelNotReady, PayloadTooLarge, ServiceError, human_size
 from predictor import Predictor
 
 router = APIRouter()
@@ -77,6 +77,51 @@ async def predict_mnist(
         model_version=result.model_version,
         processed=result.processed_png() if include == "processed" else None,
     )
+
+
+@router.post(
+    "/predict/mnist/batch",
+    response_model=schemas.BatchPrediction,
+    responses={
+        413: {"model": schemas.Error, "description": "Too many files, or too many bytes in all"},
+        422: {"description": "No files sent"},
+        503: ERRORS[503],
+    },
+    tags=["predictions"],
+)
+async def predict_mnist_batch(
+    predictor: PredictorDep,
+    files: Annotated[
+        list[UploadFile], File(description="Up to 256 images, each in its own 'files' part.")
+    ],
+) -> schemas.BatchPrediction:
+    """Recognise the digits in many images at once: one result per file, in order."""
+    settings = predictor.settings
+    if len(files) > settings.max_batch_files:
+        raise PayloadTooLarge(
+            f"{len(files)} files sent; a batch holds at most {settings.max_batch_files}."
+        )
+    uploads: list[bytes | ServiceError] = []
+    for upload in files:
+        try:
+            uploads.append(await read_upload(upload, settings.max_upload_bytes))
+        except ServiceError as error:
+            uploads.append(error)
+    readable = [data for data in uploads if isinstance(data, bytes)]
+    answers, version = await run_in_threadpool(predictor.predict_many, readable)
+    outcomes = iter(answers)
+    items = []
+    for index, (upload, data) in enumerate(zip(files, uploads, strict=True)):
+        outcome = data if isinstance(data, ServiceError) else next(outcomes)
+        item = schemas.BatchItem(index=index, filename=upload.filename)
+        if isinstance(outcome, ServiceError):
+            item.error = schemas.BatchError(status=outcome.status_code, detail=outcome.detail)
+        else:
+            item.prediction = str(outcome.digit)
+            item.confidence = outcome.confidence
+            item.probabilities = outcome.probabilities
+        items.append(item)
+    return schemas.BatchPrediction(model_version=version, results=items)
 
 
 @router.get("/health", response_model=schemas.Health, tags=["operations"])

@@ -188,3 +188,50 @@ class HistoryPage(BaseModel):
     next: str | None = Field(description="URL of the next page, if any.")
     previous: str | None = Field(description="URL of the previous page, if any.")
     results: list[HistoryItem]
+
+
+class BatchError(BaseModel):
+    status: int = Field(description="The HTTP status this file alone would have had.")
+    detail: str
+
+
+class BatchItem(BaseModel):
+    index: int = Field(description="Position of the file in the request, from 0.")
+    filename: str | None
+    prediction: str | None = Field(default=None, pattern=r"^[0-9]$")
+    confidence: float | None = None
+    probabilities: list[float] | None = None
+    error: BatchError | None = Field(default=None, description="Why this file got no prediction.")
+
+
+class BatchPrediction(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "sgd-3f9c2a7b41d0",
+                    "results": [
+                        {
+                            "index": 0,
+                            "filename": "seven.png",
+                            "prediction": "7",
+                            "confidence": 0.99,
+                            "probabilities": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.99, 0.0, 0.01],
+                            "error": None,
+                        },
+                        {
+                            "index": 1,
+                            "filename": "notes.txt",
+                            "prediction": None,
+                            "confidence": None,
+                            "probabilities": None,
+                            "error": {"status": 400, "detail": "File provided is not an image."},
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    model_version: str
+    results: list[BatchItem] = Field(description="One per file, in the order sent.")

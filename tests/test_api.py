@@ -246,7 +246,7 @@ def test_refuses_to_start_without_data_or_model(tmp_path: Path) -> None:
 def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
-        "/predict/mnist", "/health", "/ready", "/model",
+        "/predict/mnist", "/predict/mnist/batch", "/health", "/ready", "/model",
         "/api/register/", "/api/login/", "/api/logout/", "/api/profile/", "/api/predict/",
         "/api/history/", "/api/history/{prediction_id}/", "/api/history/{prediction_id}/image/",
     }  # fmt: skip
@@ -303,3 +303,65 @@ def test_include_processed_shows_what_the_model_saw(
     )
     assert wrong.status_code == 422
     assert wrong.json()["detail"][0]["loc"] == ["query", "include"]
+
+
+def post_batch(client: TestClient, uploads: list[tuple[str, bytes]]) -> Any:
+    return client.post(
+        "/predict/mnist/batch",
+        files=[("files", (name, data, "image/png")) for name, data in uploads],
+    )
+
+
+def test_batch_answers_each_file_in_order(client: TestClient, holdout: dataset.Digits) -> None:
+    rng = np.random.default_rng(4)
+    three = png(holdout.images[1])
+    uploads = [
+        ("three.png", three),
+        ("notes.txt", b"not an image"),
+        ("empty.png", b""),
+        ("blank.png", png(np.full((60, 60), 255, np.uint8))),
+        ("photo.jpg", styles.paper_photo(holdout.images[1], rng)),
+        ("huge.png", b"\x00" * 5_000_001),
+        *[(f"digit{i}.png", png(holdout.images[i])) for i in range(10, 20)],
+    ]
+    answer = post_batch(client, uploads)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["model_version"] == client.get("/model").json()["version"]
+    results = body["results"]
+    assert [item["index"] for item in results] == list(range(len(uploads)))
+    assert [item["filename"] for item in results] == [name for name, _ in uploads]
+    errors = [(item["error"] or {}).get("status") for item in results[:6]]
+    assert errors == [None, 400, 400, 400, None, 413]
+    assert results[1]["error"]["detail"] == "File provided is not an image."
+    assert results[2]["error"]["detail"] == "The uploaded file is empty."
+    assert results[3]["error"]["detail"] == "No digit found in the image."
+    assert results[5]["error"]["detail"] == "Upload is over 5 MB, the limit. Send a smaller image."
+    assert (results[0]["prediction"], results[4]["prediction"]) == ("3", "3")
+    # each answer is the one the file gets on its own
+    for (name, data), item in list(zip(uploads, results, strict=True))[6:]:
+        alone = post_file(client, data, name=name).json()
+        assert item["prediction"] == alone["prediction"]
+        # float32 products of other shapes round differently in the last bits
+        assert np.allclose(item["probabilities"], alone["probabilities"], atol=1e-6)
+        assert item["error"] is None
+
+
+def test_batch_limits(tmp_path: Path, model_file: Path, holdout: dataset.Digits) -> None:
+    settings = make_settings(
+        tmp_path, model_path=model_file, max_batch_files=3, max_batch_bytes=10_000
+    )
+    digit = png(holdout.images[1])
+    with TestClient(create_app(settings)) as client:
+        too_many = post_batch(client, [("d.png", digit)] * 4)
+        assert (too_many.status_code, too_many.json()) == (
+            413,
+            {"detail": "4 files sent; a batch holds at most 3."},
+        )
+        too_big = post_batch(client, [("d.png", b"\x00" * 50_000), ("e.png", b"\x00" * 50_000)])
+        assert too_big.status_code == 413
+        assert too_big.json()["detail"].startswith(
+            "Upload is 100.3 kB; the limit is 10 kB. Send fewer or smaller images."
+        )
+        assert client.post("/predict/mnist/batch").status_code == 422
+        assert post_batch(client, [("d.png", digit)] * 3).status_code == 200
