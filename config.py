@@ -63,9 +63,10 @@ class Settings(BaseSettings):
         description="Train on at most this many digits (for quick experiments and tests).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
-    database_url: str = Field(
-        default="sqlite:///data/digits.db",
-        description="SQLAlchemy URL of the users and history database.",
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the users and history database. Unset: the SQLite file "
+        "digits.db in DATA_DIR.",
     )
     token_lifetime_days: float = Field(
         default=30, gt=0, description="Days a login token stays valid."
@@ -98,3 +99,8 @@ class Settings(BaseSettings):
     def download_dir(self) -> Path:
         """Where downloaded MNIST files are cached."""
         return self.data_dir / "mnist"
+
+    @cached_property
+    def database(self) -> str:
+        """The database URL in force: DATABASE_URL, else a SQLite file in the data folder."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'digits.db'}"

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     predictor = Predictor(settings)
-    engine = db.connect(settings.database_url)
+    engine = db.connect(settings.database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -30,7 +30,7 @@ def register(client: TestClient, username: str = "ada", password: str = "correct
 
 
 def rows(settings: Settings, table: sa.Table) -> list[dict[str, Any]]:
-    engine = db.connect(settings.database_url)
+    engine = db.connect(settings.database)
     with engine.connect() as connection:
         found = [dict(row._mapping) for row in connection.execute(sa.select(table))]
     engine.dispose()
@@ -140,7 +140,7 @@ def test_login_throttle(client: TestClient, settings: Settings) -> None:
     assert len(rows(settings, db.login_failures)) == 5
 
     # fifteen minutes later the failures no longer count, and a success clears them
-    engine = db.connect(settings.database_url)
+    engine = db.connect(settings.database)
     with engine.begin() as connection:
         connection.execute(
             db.login_failures.update().values(failed_at=db.now() - timedelta(minutes=16))
@@ -199,7 +199,7 @@ def test_bearer_is_accepted_too(client: TestClient) -> None:
 
 def test_expired_tokens_are_refused(client: TestClient, settings: Settings) -> None:
     token = register(client).json()["token"]
-    engine = db.connect(settings.database_url)
+    engine = db.connect(settings.database)
     with engine.begin() as connection:
         connection.execute(db.tokens.update().values(expires_at=db.now() - timedelta(seconds=1)))
     engine.dispose()
@@ -253,9 +253,7 @@ def test_simultaneous_registrations_of_one_name(tmp_path: Path, model_file: Path
 def test_a_locked_database_is_a_503_not_a_500(client: TestClient, settings: Settings) -> None:
     """Another process holds the write lock past the 5 s busy timeout: retry later."""
     token = register(client).json()["token"]
-    blocker = sqlite3.connect(
-        settings.database_url.removeprefix("sqlite:///"), isolation_level=None
-    )
+    blocker = sqlite3.connect(settings.database.removeprefix("sqlite:///"), isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         answer = client.post("/api/logout/", headers={"Authorization": f"Token {token}"})

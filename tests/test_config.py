@@ -12,7 +12,14 @@ from errors import human_size
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MNIST_DATA_DIR", "MODEL_PATH", "MAX_UPLOAD_BYTES", "MNIST_MIRRORS", "DATA_DIR"):
+    for name in (
+        "MNIST_DATA_DIR",
+        "MODEL_PATH",
+        "MAX_UPLOAD_BYTES",
+        "MNIST_MIRRORS",
+        "DATA_DIR",
+        "DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.mnist_data_dir is None
@@ -20,6 +27,15 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.max_upload_bytes == 5_000_000
     assert settings.mnist_mirrors == DEFAULT_MNIST_MIRRORS
     assert settings.download_dir == Path("data/mnist")
+    assert settings.database == "sqlite:///data/digits.db"
+
+
+def test_the_database_follows_the_data_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATA_DIR", "/var/lib/digits")
+    assert Settings().database == "sqlite:////var/lib/digits/digits.db"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db.internal/digits")
+    assert Settings().database == "postgresql://db.internal/digits"
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
