@@ -36,6 +36,9 @@ class NotFound(ServiceError):
     status_code = 404
 
 
+MISSING = "No such prediction in your history."  # also for another user's: never "forbidden"
+
+
 def _engine(request: Request) -> Any:
     return request.app.state.engine
 
@@ -88,7 +91,7 @@ def profile(caller: CallerDep, request: Request) -> schemas.Profile:
     user = db.get_user(engine, user_id=caller.user_id)
     if user is None:  # the account went away while the token was in flight
         raise accounts.Unauthorized("Invalid or expired token.")
-    count, _ = db.list_predictions(engine, user_id=caller.user_id, limit=0, offset=0)
+    count = db.count_predictions(engine, user_id=caller.user_id)
     return schemas.Profile(
         user_id=user["id"],
         username=user["username"],
@@ -180,7 +183,7 @@ def history_item(prediction_id: int, caller: CallerDep, request: Request) -> sch
         _engine(request), user_id=caller.user_id, prediction_id=prediction_id
     )
     if record is None:
-        raise NotFound("No such prediction in your history.")
+        raise NotFound(MISSING)
     return _item(record, request)
 
 
@@ -200,7 +203,7 @@ def history_image(prediction_id: int, caller: CallerDep, request: Request) -> Re
         _engine(request), user_id=caller.user_id, prediction_id=prediction_id
     )
     if found is None:
-        raise NotFound("No such prediction in your history.")
+        raise NotFound(MISSING)
     data, image_type = found
     # served as the type its bytes decoded as; never sniffed into something else by a browser
     return Response(data, media_type=image_type, headers={"X-Content-Type-Options": "nosniff"})
@@ -212,5 +215,5 @@ def delete_history_item(prediction_id: int, caller: CallerDep, request: Request)
     if not db.delete_prediction(
         _engine(request), user_id=caller.user_id, prediction_id=prediction_id
     ):
-        raise NotFound("No such prediction in your history.")
+        raise NotFound(MISSING)
     return Response(status_code=204)

@@ -342,18 +342,26 @@ def add_prediction(
     return _prediction(row)
 
 
+def count_predictions(engine: Engine, *, user_id: int) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(_count_of(user_id)).scalar_one())
+
+
+def _count_of(user_id: int) -> sa.Select[int]:
+    return (
+        sa.select(sa.func.count()).select_from(predictions).where(predictions.c.user_id == user_id)
+    )
+
+
 def list_predictions(
     engine: Engine, *, user_id: int, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """(how many the user has, one page of them newest first)."""
-    mine = predictions.c.user_id == user_id
     with engine.connect() as connection:
-        total = connection.execute(
-            sa.select(sa.func.count()).select_from(predictions).where(mine)
-        ).scalar_one()
+        total = connection.execute(_count_of(user_id)).scalar_one()
         rows = connection.execute(
             sa.select(*PREDICTION_COLUMNS)
-            .where(mine)
+            .where(predictions.c.user_id == user_id)
             .order_by(predictions.c.created_at.desc(), predictions.c.id.desc())
             .limit(limit)
             .offset(offset)

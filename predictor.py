@@ -30,6 +30,21 @@ class Result:
     image_type: str  # the MIME type of the upload, from decoding it (not from the client)
     pixels: np.ndarray  # (28, 28) in 0..1: the digit the model classified
 
+    @classmethod
+    def of(
+        cls, probabilities: np.ndarray, version: str, pixels: np.ndarray, image_type: str
+    ) -> Result:
+        """The answer for one digit, from its row of class probabilities."""
+        best = int(np.argmax(probabilities))
+        return cls(
+            digit=best,
+            confidence=float(probabilities[best]),
+            probabilities=[float(p) for p in probabilities],
+            model_version=version,
+            image_type=image_type,
+            pixels=pixels,
+        )
+
     def processed_png(self) -> str:
         """The digit the model classified, as a base64 28x28 greyscale PNG (white on black)."""
         buffer = io.BytesIO()
@@ -90,15 +105,7 @@ class Predictor:
         image_type = Image.MIME.get(image.format or "", "application/octet-stream")
         digit = preprocessing.normalise(image)
         probabilities = served.probabilities(digit[np.newaxis])[0]
-        best = int(np.argmax(probabilities))
-        return Result(
-            digit=best,
-            confidence=float(probabilities[best]),
-            probabilities=[float(p) for p in probabilities],
-            model_version=served.info.version,
-            image_type=image_type,
-            pixels=digit,
-        )
+        return Result.of(probabilities, served.info.version, digit, image_type)
 
     def predict_many(self, uploads: list[bytes]) -> tuple[list[Result | ServiceError], str]:
         """Preprocess and classify many uploads in one pass: per upload a Result or its error.
@@ -112,16 +119,6 @@ class Predictor:
             if isinstance(item, ServiceError):
                 results.append(item)
                 continue
-            row = next(probabilities)
-            best = int(np.argmax(row))
-            results.append(
-                Result(
-                    digit=best,
-                    confidence=float(row[best]),
-                    probabilities=[float(p) for p in row],
-                    model_version=served.info.version,
-                    image_type="",  # not kept for batches
-                    pixels=item,
-                )
-            )
+            # batches keep no uploads, so their type is not needed
+            results.append(Result.of(next(probabilities), served.info.version, item, ""))
         return results, served.info.version

@@ -418,9 +418,9 @@ def preprocess_many(uploads: list[bytes], max_pixels: int) -> list[np.ndarray | 
             if normal:
                 results[index] = pixels.astype(np.float32) / 255
     for index, image in images:
-        if results[index] is None:
+        if results[index] is None:  # the normal-form check above already failed for these
             try:
-                results[index] = normalise(image)
+                results[index] = _normalise_fully(image)
             except ServiceError as error:
                 results[index] = error
     return [result for result in results if result is not None]
@@ -482,6 +482,11 @@ def normalise(image: Image.Image) -> np.ndarray:
         pixels = np.asarray(image)
         if _in_normal_form(pixels[np.newaxis])[0]:
             return pixels.astype(np.float32) / 255
+    return _normalise_fully(image)
+
+
+def _normalise_fully(image: Image.Image) -> np.ndarray:
+    """Ink from paper, zoom if the digit is small in a large frame, then frame the digit."""
     ink = ink_map(image)
     zoomed = _zoom(image, ink)
     if zoomed is not None:
