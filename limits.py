@@ -28,12 +28,9 @@ class BodySizeLimit:
     def _limit(self, scope: Scope) -> int:
         return self.larger.get(scope["path"], self.max_upload_bytes)
 
-    def _message(self, size: int, limit: int) -> str:
-        advice = (
-            "Send fewer or smaller images."
-            if limit != self.max_upload_bytes
-            else "Send a smaller image."
-        )
+    def _message(self, scope: Scope, size: int, limit: int) -> str:
+        many = scope["path"] in self.larger
+        advice = "Send fewer or smaller images." if many else "Send a smaller image."
         return f"Upload is {human_size(size)}; the limit is {human_size(limit)}. {advice}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,7 +51,7 @@ class BodySizeLimit:
                 )
                 return
             if size > max_body:
-                await JSONResponse({"detail": self._message(size, limit)}, 413)(
+                await JSONResponse({"detail": self._message(scope, size, limit)}, 413)(
                     scope, receive, send
                 )
                 return
@@ -67,7 +64,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_body:
-                    raise HTTPException(413, self._message(received, limit))
+                    raise HTTPException(413, self._message(scope, received, limit))
             return message
 
         await self.app(scope, counted_receive, send)
