@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 import api
 import db
+import pages
 import routes
 from config import Settings
 from errors import ServiceError
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.include_router(routes.router)
     app.include_router(api.router)
+    pages.mount(app)
     app.add_middleware(
         BodySizeLimit,
         max_upload_bytes=settings.max_upload_bytes,
