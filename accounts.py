@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from sqlalchemy.engine import Engine
 
@@ -111,9 +112,9 @@ def log_in(engine: Engine, settings: Settings, *, username: str, password: str) 
     return user
 
 
-def _caller(request: Request, required: bool) -> Caller | None:
+async def _caller(request: Request, required: bool) -> Caller | None:
     header = request.headers.get("authorization")
-    if not header:
+    if not header:  # answered here: no trip to the thread pool for anonymous requests
         if required:
             raise Unauthorized("Authentication credentials were not provided.")
         return None
@@ -121,7 +122,7 @@ def _caller(request: Request, required: bool) -> Caller | None:
     if scheme.lower() not in ("token", "bearer") or not token.strip():
         raise Unauthorized("Use the header 'Authorization: Token <key>'.")
     presented = hash_token(token.strip())
-    row = db.token_owner(request.app.state.engine, token_hash=presented)
+    row = await run_in_threadpool(db.token_owner, request.app.state.engine, token_hash=presented)
     if row is None or not hmac.compare_digest(row["token_hash"], presented):
         raise Unauthorized("Invalid or expired token.")
     return Caller(user_id=row["user_id"], token_hash=presented)
@@ -137,15 +138,15 @@ token_header = APIKeyHeader(
 TokenHeader = Annotated[str | None, Security(token_header)]
 
 
-def require_caller(request: Request, _header: TokenHeader) -> Caller:
-    caller = _caller(request, required=True)
+async def require_caller(request: Request, _header: TokenHeader) -> Caller:
+    caller = await _caller(request, required=True)
     assert caller is not None
     return caller
 
 
-def optional_caller(request: Request, _header: TokenHeader) -> Caller | None:
+async def optional_caller(request: Request, _header: TokenHeader) -> Caller | None:
     """The caller when the request carries a token (which must then be valid), else None."""
-    return _caller(request, required=False)
+    return await _caller(request, required=False)
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]

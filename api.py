@@ -18,7 +18,7 @@ import history
 import schemas
 from accounts import CallerDep
 from errors import ServiceError
-from routes import ERRORS, Include, PredictorDep, read_upload
+from routes import ERRORS, Include, PredictorDep, processed, read_upload
 
 router = APIRouter(prefix="/api", tags=["accounts and history"])
 
@@ -133,7 +133,7 @@ async def predict(
     )
     item = _item(record, request)
     if include == "processed":
-        item.processed = result.processed_png()
+        item.processed = await processed(result)
     return item
 
 

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="Largest accepted image, in pixels (width x height); guards against "
         "decompression bombs.",
     )
+    prediction_process: bool = Field(
+        default=True,
+        description="Classify in a forked prediction process beside the server (see "
+        "inference.py); false: in the server's thread pool.",
+    )
     mnist_mirrors: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_MNIST_MIRRORS,
         description="Comma-separated base URLs to download MNIST from, tried in order.",

@@ -30,10 +30,7 @@ def keep(engine: Engine, user_id: int, data: bytes, result: Result) -> dict[str,
 async def predict_and_keep(
     predictor: Predictor, engine: Engine, user_id: int, data: bytes
 ) -> tuple[Result, dict[str, Any]]:
-    """Predict, then keep the prediction: one trip to the thread pool, off the event loop."""
-
-    def work() -> tuple[Result, dict[str, Any]]:
-        result = predictor.predict(data)
-        return result, keep(engine, user_id, data, result)
-
-    return await run_in_threadpool(work)
+    """Predict (on the prediction thread), then keep the prediction (in the thread pool): neither
+    on the event loop."""
+    result = await predictor.read(data)
+    return result, await run_in_threadpool(keep, engine, user_id, data, result)

@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.migrate(engine)
         predictor.start()
+        await predictor.serve()
         yield
+        await predictor.stop()
         engine.dispose()
 
     # Swagger UI and ReDoc served from the package's own copies, not a CDN: /docs must work

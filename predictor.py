@@ -3,13 +3,16 @@ asked for predictions. Requests that arrive before it is ready get 503, not a wa
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import io
 import logging
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 import dataset
@@ -17,6 +20,7 @@ import model
 import preprocessing
 from config import Settings
 from errors import ModelNotReady, ServiceError
+from inference import PredictionProcess, ProcessStopped
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ class Predictor:
         self._model: model.DigitModel | None = None
         self._thread: threading.Thread | None = None
         self.failure: str | None = None
+        self._process: PredictionProcess | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         """Serve the cached model if it is usable; else get MNIST now and train in the background.
@@ -80,6 +86,8 @@ class Predictor:
     def _train(self, mnist: dataset.Mnist) -> None:
         try:
             self._model, _ = model.load_or_train(self.settings, mnist_loader=lambda: mnist)
+            if self._loop is not None:  # serving already: the prediction process can start now
+                asyncio.run_coroutine_threadsafe(self._start_process(), self._loop)
         except Exception as exc:  # reported by /ready; the process keeps answering /health
             log.exception("training failed")
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -100,25 +108,75 @@ class Predictor:
 
     def predict(self, data: bytes) -> Result:
         """Preprocess one uploaded file and classify it. CPU-bound: call it off the event loop."""
-        served = self.model
-        image = preprocessing.decode(data, self.settings.max_image_pixels)
-        image_type = Image.MIME.get(image.format or "", "application/octet-stream")
-        digit = preprocessing.normalise(image)
-        probabilities = served.probabilities(digit[np.newaxis])[0]
-        return Result.of(probabilities, served.info.version, digit, image_type)
+        (outcome,) = self._predict_uploads([data])
+        if isinstance(outcome, ServiceError):
+            raise outcome
+        return outcome
 
     def predict_many(self, uploads: list[bytes]) -> tuple[list[Result | ServiceError], str]:
         """Preprocess and classify many uploads in one pass: per upload a Result or its error.
         Returns them with the version of the model that answered."""
+        return self._predict_uploads(uploads), self.model.info.version
+
+    async def serve(self) -> None:
+        """Start the prediction process once the model is loaded: now, or when training ends."""
+        if not self.settings.prediction_process:
+            return
+        self._loop = asyncio.get_running_loop()
+        if self._model is not None:
+            await self._start_process()
+
+    async def _start_process(self) -> None:
+        process = PredictionProcess(self._predict_uploads, on_exit=self._process_exited)
+        await process.start()
+        self._process = process
+
+    def _process_exited(self) -> None:
+        """The prediction process died (killed, out of memory): answer in threads meanwhile,
+        and start a new one in a second."""
+        self._process = None
+        if self._loop is not None:
+            self._loop.call_later(1, lambda: asyncio.ensure_future(self._start_process()))
+
+    async def stop(self) -> None:
+        process, self._process, self._loop = self._process, None, None
+        if process is not None:
+            await process.stop()
+
+    async def read(self, data: bytes) -> Result:
+        """`predict` for a request, off the event loop: in the prediction process, together with
+        whatever other requests are waiting (see inference.py)."""
+        (outcome,) = await self._run([data])
+        if isinstance(outcome, ServiceError):
+            raise outcome
+        return outcome
+
+    async def read_many(self, uploads: list[bytes]) -> tuple[list[Result | ServiceError], str]:
+        """`predict_many` for a request, off the event loop."""
+        version = self.model.info.version
+        return await self._run(uploads), version
+
+    async def _run(self, uploads: list[bytes]) -> list[Result | ServiceError]:
+        self.model  # noqa: B018 -- while training: 503 at once
+        if self._process is not None and self._process.running:
+            with contextlib.suppress(ProcessStopped):  # it died with this job: do it here
+                return await self._process.run(uploads)
+        return await run_in_threadpool(self._predict_uploads, uploads)
+
+    def _predict_uploads(self, uploads: list[bytes]) -> list[Result | ServiceError]:
         served = self.model
-        prepared = preprocessing.preprocess_many(uploads, self.settings.max_image_pixels)
+        images = [
+            preprocessing.decode_or_error(data, self.settings.max_image_pixels) for data in uploads
+        ]
+        prepared = preprocessing.normalise_many(images)
         digits = [item for item in prepared if isinstance(item, np.ndarray)]
         probabilities = iter(served.probabilities(np.stack(digits)) if digits else [])
         results: list[Result | ServiceError] = []
-        for item in prepared:
+        for image, item in zip(images, prepared, strict=True):
             if isinstance(item, ServiceError):
                 results.append(item)
                 continue
-            # batches keep no uploads, so their type is not needed
-            results.append(Result.of(next(probabilities), served.info.version, item, ""))
-        return results, served.info.version
+            assert isinstance(image, Image.Image)
+            image_type = Image.MIME.get(image.format or "", "application/octet-stream")
+            results.append(Result.of(next(probabilities), served.info.version, item, image_type))
+        return results

@@ -397,19 +397,29 @@ def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
 
 
 def preprocess_many(uploads: list[bytes], max_pixels: int) -> list[np.ndarray | ServiceError]:
-    """`preprocess` for many uploads at once: each item a digit, or the error for that upload.
+    """`preprocess` for many uploads at once: each item a digit, or the error for that upload."""
+    return normalise_many([decode_or_error(data, max_pixels) for data in uploads])
 
-    Uploads already in MNIST's normal form are recognised together, with whole-batch array
+
+def decode_or_error(data: bytes, max_pixels: int) -> Image.Image | ServiceError:
+    """`decode`, with its refusal returned rather than raised (for batches)."""
+    try:
+        return decode(data, max_pixels)
+    except ServiceError as error:
+        return error
+
+
+def normalise_many(images: list[Image.Image | ServiceError]) -> list[np.ndarray | ServiceError]:
+    """`normalise` for many decoded images at once; errors in the list pass through.
+
+    Images already in MNIST's normal form are recognised together, with whole-batch array
     operations, and pass through as they are; the others take the full path one by one.
     """
-    results: list[np.ndarray | ServiceError | None] = [None] * len(uploads)
-    images: list[tuple[int, Image.Image]] = []
-    for index, data in enumerate(uploads):
-        try:
-            images.append((index, decode(data, max_pixels)))
-        except ServiceError as error:
-            results[index] = error
-    candidates = [(index, image) for index, image in images if _maybe_normal(image)]
+    results: list[np.ndarray | ServiceError | None] = [
+        image if isinstance(image, ServiceError) else None for image in images
+    ]
+    decoded = [(i, image) for i, image in enumerate(images) if isinstance(image, Image.Image)]
+    candidates = [(index, image) for index, image in decoded if _maybe_normal(image)]
     if candidates:
         stack = np.stack([np.asarray(image) for _, image in candidates])
         for (index, _), normal, pixels in zip(
@@ -417,7 +427,7 @@ def preprocess_many(uploads: list[bytes], max_pixels: int) -> list[np.ndarray | 
         ):
             if normal:
                 results[index] = pixels.astype(np.float32) / 255
-    for index, image in images:
+    for index, image in decoded:
         if results[index] is None:  # the normal-form check above already failed for these
             try:
                 results[index] = _normalise_fully(image)

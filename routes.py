@@ -12,7 +12,7 @@ import history
 import schemas
 from accounts import OptionalCallerDep
 from errors import ModelNotReady, PayloadTooLarge, ServiceError, human_size
-from predictor import Predictor
+from predictor import Predictor, Result
 
 router = APIRouter()
 
@@ -24,7 +24,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
+    # async: a plain function dependency would cost every request a trip to the thread pool
     predictor: Predictor = request.app.state.predictor
     return predictor
 
@@ -66,7 +67,7 @@ async def predict_mnist(
     """Recognise the handwritten digit in an uploaded image."""
     data = await read_upload(file, predictor.settings.max_upload_bytes)
     if caller is None:
-        result = await run_in_threadpool(predictor.predict, data)
+        result = await predictor.read(data)
     else:  # a logged-in caller keeps the prediction in their history too
         engine = request.app.state.engine
         result, _ = await history.predict_and_keep(predictor, engine, caller.user_id, data)
@@ -75,8 +76,13 @@ async def predict_mnist(
         confidence=result.confidence,
         probabilities=result.probabilities,
         model_version=result.model_version,
-        processed=result.processed_png() if include == "processed" else None,
+        processed=await processed(result) if include == "processed" else None,
     )
+
+
+async def processed(result: Result) -> str:
+    """The classified digit as a base64 PNG, encoded off the event loop."""
+    return await run_in_threadpool(result.processed_png)
 
 
 @router.post(
@@ -108,7 +114,7 @@ async def predict_mnist_batch(
         except ServiceError as error:
             uploads.append(error)
     readable = [data for data in uploads if isinstance(data, bytes)]
-    answers, version = await run_in_threadpool(predictor.predict_many, readable)
+    answers, version = await predictor.read_many(readable)
     outcomes = iter(answers)
     items = []
     for index, (upload, data) in enumerate(zip(files, uploads, strict=True)):
