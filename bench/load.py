@@ -1,0 +1,299 @@
+"""Load: the service against the framework's own ceiling for the same request shape.
+
+In one run, on 127.0.0.1, each server started with the same uvicorn options as the Docker
+image (`uvicorn APP --host ... --port ...`, access log on, sent to /dev/null), one at a time so
+they never share the CPU with each other:
+
+1. the bare app (`bench/bare_app.py`, `POST /upload`: read a multipart upload, answer a
+   constant), then `POST /predict/mnist` and `POST /api/predict/` (a real user's token; the
+   upload and a history row stored), each driven by `wrk` with one thread posting the same
+   multipart body as `curl -F` would, at concurrency 1, 8 and 32, --duration seconds each
+   after a --warmup run: requests/s, p50, p99, errors;
+2. `/api/predict/` once more with `hey -n` (a fixed number of requests, so none is cut off
+   at the end): every answer 201 and exactly that many new history rows;
+3. `POST /predict/mnist/batch` with 256 files per request: images/s end to end;
+4. `GET /health` probed 20 times a second with `hey` while `wrk` saturates /predict/mnist;
+5. two workers: /predict/mnist throughput against one worker, and each worker's memory.
+
+The upload is a held-out MNIST digit as a 28x28 PNG (`styles.mnist_png`), the service's
+model the real one (trained once at the start on MNIST_DATA_DIR, or --model).
+
+    python -m bench.load [--duration 10] [--warmup 3] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+import dataset
+import model
+import styles
+from bench.boot import free_port
+from bench.common import ROOT, load_mnist, mnist_dir, table
+
+LUA = ROOT / "bench" / "lua" / "multipart.lua"
+CONCURRENCY = (1, 8, 32)
+BATCH = 256
+
+
+@dataclass
+class Load:
+    """What wrk measured in one run."""
+
+    requests: int
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors and answers other than 2xx/3xx
+
+    def row(self, name: str, connections: int, ceiling: Load | None) -> list[object]:
+        ratio = f"{self.per_second / ceiling.per_second:.0%}" if ceiling else "—"
+        return [
+            name, connections, f"{self.per_second:,.0f}", f"{self.p50_ms:.2f}",
+            f"{self.p99_ms:.2f}", self.errors, ratio,
+        ]  # fmt: skip
+
+
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def wrk(url: str, connections: int, seconds: float, upload: dict[str, str]) -> Load:
+    command = [
+        "wrk", "--threads", "1", "--connections", str(connections),
+        "--duration", f"{round(seconds)}s", "--timeout", "10s", "--latency",
+        "--script", str(LUA), url,
+    ]  # fmt: skip
+    out = subprocess.run(
+        command, env={**os.environ, **upload}, capture_output=True, text=True, check=True
+    ).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+[a-z]+)", out, re.MULTILINE))
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Load(
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_milliseconds(latency["50"]),
+        p99_ms=_milliseconds(latency["99"]),
+        errors=(sum(map(int, socket_errors.groups())) if socket_errors else 0)
+        + (int(bad.group(1)) if bad else 0),
+    )
+
+
+def hey(url: str, *options: str) -> tuple[dict[str, int], dict[str, float]]:
+    """Status counts and latency percentiles (ms) from one `hey` run."""
+    out = subprocess.run(["hey", *options, url], capture_output=True, text=True, check=True).stdout
+    statuses = {code: int(n) for code, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
+    percentiles = {p: float(s) * 1e3 for p, s in re.findall(r"(\d+)%+ in ([\d.]+) secs", out)}
+    return statuses, percentiles
+
+
+@contextmanager
+def serve(app: str, env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, int]]:
+    """uvicorn on a free port with the image's options; yields its URL and process id."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None:
+                raise RuntimeError(f"{app} exited with {server.returncode}")
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(app)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def measure(url: str, upload: dict[str, str], args: argparse.Namespace) -> dict[int, Load]:
+    wrk(url, 8, args.warmup, upload)
+    return {c: wrk(url, c, args.duration, upload) for c in CONCURRENCY}
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """Resident and peak resident memory of one process, MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kib = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.MULTILINE))
+    return int(kib["VmRSS"]) / 1024, int(kib["VmHWM"]) / 1024
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
+def history_rows(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        return int(connection.execute("SELECT count(*) FROM predictions").fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--model", type=Path, help="a trained model file (else train one)")
+    args = parser.parse_args()
+    for tool in ("wrk", "hey"):
+        if shutil.which(tool) is None:
+            sys.exit(f"needs {tool}: apt-get install wrk hey")
+
+    _, holdout = dataset.split(load_mnist())
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        image = home / "digit.png"
+        image.write_bytes(styles.mnist_png(holdout.images[0], np.random.default_rng(0)))
+        env = {
+            **os.environ,
+            "MNIST_DATA_DIR": str(mnist_dir()),
+            "MODEL_PATH": str(home / "model.joblib"),
+            "DATA_DIR": str(home / "data"),
+        }
+        if args.model:
+            shutil.copy(args.model, home / "model.joblib")
+            shutil.copy(model.run_note_path(args.model), model.run_note_path(home / "model.joblib"))
+        else:
+            subprocess.run([sys.executable, "-m", "model", "train"], cwd=ROOT, env=env, check=True)
+        file_upload = {"UPLOAD_FILE": str(image), "UPLOAD_FIELD": "file"}
+        rows: list[list[object]] = []
+
+        print("bare FastAPI endpoint", flush=True)
+        with serve("bench.bare_app:app", env) as (url, _):
+            bare = measure(f"{url}/upload", file_upload, args)
+        rows += [bare[c].row("bare FastAPI upload", c, None) for c in CONCURRENCY]
+
+        with serve("main:app", env) as (url, pid):
+            print("/predict/mnist", flush=True)
+            single = measure(f"{url}/predict/mnist", file_upload, args)
+            rows += [single[c].row("/predict/mnist", c, bare[c]) for c in CONCURRENCY]
+
+            print("/api/predict/", flush=True)
+            account = {
+                "username": "bench",
+                "email": "bench@example.com",
+                "password": "bench load 1",
+            }
+            token = httpx.post(f"{url}/api/register/", json=account).json()["token"]
+            user_upload = {
+                "UPLOAD_FILE": str(image),
+                "UPLOAD_FIELD": "image",
+                "UPLOAD_TOKEN": token,
+            }
+            before = history_rows(home / "data" / "digits.db")
+            kept = measure(f"{url}/api/predict/", user_upload, args)
+            rows += [kept[c].row("/api/predict/", c, bare[c]) for c in CONCURRENCY]
+
+            # a fixed number of requests, so each one's history row can be accounted for
+            counted = history_rows(home / "data" / "digits.db")
+            exact = int(kept[8].per_second * 5)
+            statuses, _ = hey(
+                f"{url}/api/predict/", "-n", str(exact), "-c", "8", "-m", "POST",
+                "-T", "multipart/form-data; boundary=----digit-bench-7d1f",
+                "-H", f"Authorization: Token {token}", "-D", str(_body(image, "image", 1, home)),
+            )  # fmt: skip
+            new_rows = history_rows(home / "data" / "digits.db") - counted
+            print(f"history: {exact} requests by hey: {statuses}; {new_rows} new rows "
+                  f"(the wrk runs before added {counted - before})")  # fmt: skip
+
+            print("batch", flush=True)
+            batch_upload = {**file_upload, "UPLOAD_COUNT": str(BATCH), "UPLOAD_FIELD": "files"}
+            batches = {}
+            wrk(f"{url}/predict/mnist/batch", 1, args.warmup, batch_upload)
+            for c in (1, 2):
+                batches[c] = wrk(f"{url}/predict/mnist/batch", c, args.duration, batch_upload)
+
+            print("health under load", flush=True)
+            probe: dict[str, object] = {}
+            saturate = threading.Thread(
+                target=lambda: probe.update(
+                    load=wrk(f"{url}/predict/mnist", 32, args.duration + 2, file_upload)
+                )
+            )
+            saturate.start()
+            time.sleep(1)
+            health_statuses, health = hey(
+                f"{url}/health", "-z", f"{args.duration}s", "-c", "1", "-q", "20"
+            )
+            saturate.join()
+            one_worker_memory = memory_mib(pid)
+
+        print("two workers", flush=True)
+        with serve("main:app", env, workers=2) as (url, pid):
+            two = measure(f"{url}/predict/mnist", file_upload, args)
+            worker_memory = [memory_mib(child) for child in children(pid)]
+
+        print()
+        print(table(["endpoint", "connections", "requests/s", "p50 ms", "p99 ms", "errors",
+                     "of bare"], rows))  # fmt: skip
+        print()
+        print(table(
+            ["batch of 256, connections", "requests/s", "images/s", "p50 ms", "p99 ms", "errors"],
+            [[c, f"{b.per_second:.1f}", f"{b.per_second * BATCH:,.0f}", f"{b.p50_ms:.1f}",
+              f"{b.p99_ms:.1f}", b.errors] for c, b in batches.items()],
+        ))  # fmt: skip
+        print()
+        load = probe["load"]
+        assert isinstance(load, Load)
+        print(f"/health at 20/s while /predict/mnist runs at 32 connections "
+              f"({load.per_second:,.0f}/s, {load.errors} errors): {health_statuses}, "
+              f"p50 {health['50']:.2f} ms, p99 {health['99']:.2f} ms")  # fmt: skip
+        print()
+        print(table(
+            ["/predict/mnist, connections", "1 worker/s", "2 workers/s", "ratio"],
+            [[c, f"{single[c].per_second:,.0f}", f"{two[c].per_second:,.0f}",
+              f"{two[c].per_second / single[c].per_second:.2f}"] for c in CONCURRENCY],
+        ))  # fmt: skip
+        print(f"memory, one worker: {one_worker_memory[0]:.0f} MiB resident, "
+              f"{one_worker_memory[1]:.0f} MiB peak")  # fmt: skip
+        for n, (rss, peak) in enumerate(worker_memory, 1):
+            print(f"memory, worker {n} of 2: {rss:.0f} MiB resident, {peak:.0f} MiB peak")
+
+
+def _body(image: Path, field: str, count: int, home: Path) -> Path:
+    """The multipart body the Lua script sends, as a file for hey."""
+    data = image.read_bytes()
+    part = (
+        (
+            f'------digit-bench-7d1f\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="digit.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n"
+    )
+    path = home / f"body-{field}-{count}"
+    path.write_bytes(part * count + b"------digit-bench-7d1f--\r\n")
+    return path
+
+
+if __name__ == "__main__":
+    main()
