@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.migrate(engine)
         predictor.start()
+        # Everything made so far (modules, the model, the app) lives as long as the process:
+        # take it out of the garbage collector's full scans, which otherwise stall the event
+        # loop for tens of milliseconds now and then under load (and, before the fork of the
+        # prediction process, would touch and so copy every shared page).
+        gc.freeze()
         await predictor.serve()
         yield
         await predictor.stop()
