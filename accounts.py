@@ -32,6 +32,7 @@ hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 LOGIN_FAILED = "Unable to log in with provided credentials."
+INVALID_TOKEN = "Invalid or expired token."  # noqa: S105 -- a message, not a secret
 
 
 class Unauthorized(ServiceError):
@@ -112,19 +113,26 @@ def log_in(engine: Engine, settings: Settings, *, username: str, password: str) 
     return user
 
 
-async def _caller(request: Request, required: bool) -> Caller | None:
+def _presented(request: Request, required: bool) -> str | None:
+    """The hash of the token the request carries (not yet checked against the database)."""
     header = request.headers.get("authorization")
-    if not header:  # answered here: no trip to the thread pool for anonymous requests
+    if not header:
         if required:
             raise Unauthorized("Authentication credentials were not provided.")
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() not in ("token", "bearer") or not token.strip():
         raise Unauthorized("Use the header 'Authorization: Token <key>'.")
-    presented = hash_token(token.strip())
+    return hash_token(token.strip())
+
+
+async def _caller(request: Request, required: bool) -> Caller | None:
+    presented = _presented(request, required)
+    if presented is None:  # answered here: no trip to the thread pool for anonymous requests
+        return None
     row = await run_in_threadpool(db.token_owner, request.app.state.engine, token_hash=presented)
     if row is None or not hmac.compare_digest(row["token_hash"], presented):
-        raise Unauthorized("Invalid or expired token.")
+        raise Unauthorized(INVALID_TOKEN)
     return Caller(user_id=row["user_id"], token_hash=presented)
 
 
@@ -144,10 +152,18 @@ async def require_caller(request: Request, _header: TokenHeader) -> Caller:
     return caller
 
 
-async def optional_caller(request: Request, _header: TokenHeader) -> Caller | None:
-    """The caller when the request carries a token (which must then be valid), else None."""
-    return await _caller(request, required=False)
+async def require_token(request: Request, _header: TokenHeader) -> str:
+    token = _presented(request, required=True)
+    assert token is not None
+    return token
+
+
+async def optional_token(request: Request, _header: TokenHeader) -> str | None:
+    return _presented(request, required=False)
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]
-OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
+# For predictions kept in a history: the hash of the presented token only. The prediction process
+# checks it, in the same pass that classifies and stores (predictor.Keep, history.Keeper).
+TokenDep = Annotated[str, Depends(require_token)]
+OptionalTokenDep = Annotated[str | None, Depends(optional_token)]

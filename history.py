@@ -5,32 +5,52 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 
 import db
-from predictor import Predictor, Result
+from accounts import INVALID_TOKEN, Unauthorized
+from errors import ServiceError
+from predictor import Keep, Kept, Result
 
 
-def keep(engine: Engine, user_id: int, data: bytes, result: Result) -> dict[str, Any]:
-    """Store a prediction and the upload it was made from."""
-    return db.add_prediction(
-        engine,
-        user_id=user_id,
-        result=result.digit,
-        confidence=result.confidence,
-        probabilities=result.probabilities,
-        model_version=result.model_version,
-        image=data,
-        image_type=result.image_type,
-        image_sha256=hashlib.sha256(data).hexdigest(),
-    )
+def _row(data: bytes, result: Result) -> dict[str, Any]:
+    """The prediction's row, without its owner."""
+    return {
+        "result": result.digit,
+        "confidence": result.confidence,
+        "probabilities": result.probabilities,
+        "model_version": result.model_version,
+        "image": data,
+        "image_type": result.image_type,
+        "image_sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
-async def predict_and_keep(
-    predictor: Predictor, engine: Engine, user_id: int, data: bytes
-) -> tuple[Result, dict[str, Any]]:
-    """Predict (on the prediction thread), then keep the prediction (in the thread pool): neither
-    on the event loop."""
-    result = await predictor.read(data)
-    return result, await run_in_threadpool(keep, engine, user_id, data, result)
+class Keeper:
+    """Checks the tokens of `Keep` jobs and stores their predictions: all of one pass of the
+    prediction process in one query and one transaction. Runs in the prediction process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __call__(
+        self, jobs: list[Keep], results: list[Result | ServiceError]
+    ) -> list[Kept | ServiceError]:
+        rows = [
+            (job.token_hash, None if isinstance(result, ServiceError) else _row(job.upload, result))
+            for job, result in zip(jobs, results, strict=True)
+        ]
+        records = db.add_predictions_for_tokens(self.engine, rows)
+        outcomes: list[Kept | ServiceError] = []
+        for result, record in zip(results, records, strict=True):
+            if record is None:  # a bad token is refused before anything else, as by the API
+                outcomes.append(Unauthorized(INVALID_TOKEN))
+            elif isinstance(result, ServiceError):
+                outcomes.append(result)
+            else:
+                outcomes.append((result, record))
+        return outcomes
+
+    def after_fork(self) -> None:
+        """In a forked process: new database connections, never the server's."""
+        self.engine.dispose(close=False)

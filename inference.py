@@ -1,10 +1,10 @@
 """The prediction process: decoding, preprocessing and classifying, beside the web server.
 
 Each server process forks one prediction process once its model is loaded. The two talk over a
-socket pair in length-prefixed pickled frames: a job (an id and a list of uploads) goes in, the
-job's outcomes (a Result or a ServiceError per upload) come out. The prediction process takes
-every job that has arrived since it last looked and classifies all their uploads together, so
-under load many requests share one pass through the model.
+socket pair in length-prefixed pickled frames: a job goes in with its id, its outcome comes out.
+The prediction process takes every job that has arrived since it last looked and does them in
+one call of its work function, so under load many requests share one pass through the model
+(and one database transaction, for predictions kept in a history).
 
 Why a process and not a thread: the event loop and the model then never compete for one GIL.
 Measured on 2 cores (BENCHMARKS.md), a prediction thread beside the loop halved the loop's
@@ -35,9 +35,9 @@ from errors import ModelNotReady
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!I")  # frame length
-MAX_ITEMS = 256  # uploads per pass through the model; a bigger job still goes in one pass
+MAX_JOBS = 64  # jobs per call of the work function
 
-Work = Callable[[list[bytes]], list[Any]]
+Work = Callable[[list[Any]], list[Any]]  # jobs in, one outcome per job out, in order
 
 
 def _frame(message: object) -> bytes:
@@ -86,34 +86,25 @@ def _serve(sock: socket.socket, work: Work) -> None:
     """The prediction process's loop: jobs in, outcomes out, until the server goes away."""
     frames = _Frames(sock)
     while (jobs := frames.wait()) is not None:
-        batch: list[tuple[int, list[bytes]]] = []
-        size = 0
-        for job in jobs:
-            batch.append(job)
-            size += len(job[1])
-            if size >= MAX_ITEMS:
-                _answer(sock, batch, work)
-                batch, size = [], 0
-        if batch:
-            _answer(sock, batch, work)
+        for start in range(0, len(jobs), MAX_JOBS):
+            _answer(sock, jobs[start : start + MAX_JOBS], work)
 
 
-def _answer(sock: socket.socket, jobs: list[tuple[int, list[bytes]]], work: Work) -> None:
-    uploads = [upload for _, job_uploads in jobs for upload in job_uploads]
+def _answer(sock: socket.socket, jobs: list[tuple[int, Any]], work: Work) -> None:
     try:
-        outcomes = work(uploads)
+        outcomes = work([job for _, job in jobs])
     except Exception as error:  # every job of this pass gets it; the process goes on
-        sock.sendall(b"".join(_frame((job_id, error)) for job_id, _ in jobs))
-        return
-    frames = []
-    start = 0
-    for job_id, job_uploads in jobs:
-        frames.append(_frame((job_id, outcomes[start : start + len(job_uploads)])))
-        start += len(job_uploads)
-    sock.sendall(b"".join(frames))
+        outcomes = [error] * len(jobs)
+    sock.sendall(
+        b"".join(
+            _frame((job_id, outcome)) for (job_id, _), outcome in zip(jobs, outcomes, strict=True)
+        )
+    )
 
 
-def _child(ours: socket.socket, theirs: socket.socket, work: Work) -> None:  # pragma: no cover
+def _child(  # pragma: no cover
+    ours: socket.socket, theirs: socket.socket, work: Work, after_fork: Callable[[], None] | None
+) -> None:
     """The prediction process, from the fork to its exit. (Coverage is not collected here.)"""
     code = 0
     try:
@@ -122,6 +113,8 @@ def _child(ours: socket.socket, theirs: socket.socket, work: Work) -> None:  # p
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # one core's worth: BLAS threads would spin beside the server for small products
         threadpool_limits(1)
+        if after_fork is not None:
+            after_fork()
         _serve(theirs, work)
     except BaseException:
         code = 1
@@ -138,14 +131,20 @@ class ProcessStopped(ModelNotReady):
 class PredictionProcess:
     """The server's side: hands jobs to the forked process and awaits their outcomes."""
 
-    def __init__(self, work: Work, on_exit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        work: Work,
+        on_exit: Callable[[], None] | None = None,
+        after_fork: Callable[[], None] | None = None,
+    ) -> None:
         self._work = work
         self._on_exit = on_exit
+        self._after_fork = after_fork
         self._stopping = False
         self._pid: int | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[list[Any]]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count()
 
     @property
@@ -157,21 +156,21 @@ class PredictionProcess:
         ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
-            _child(ours, theirs, self._work)
+            _child(ours, theirs, self._work, self._after_fork)
         theirs.close()
         self._pid = pid
         reader, self._writer = await asyncio.open_connection(sock=ours)
         self._reader_task = asyncio.create_task(self._read(reader))
         log.info("prediction process %d started", pid)
 
-    async def run(self, uploads: list[bytes]) -> list[Any]:
-        """The outcome for each upload, in order."""
+    async def run(self, job: Any) -> Any:
+        """The job's outcome, or the exception the work function raised for it."""
         if self._writer is None:
             raise ProcessStopped("The prediction process is not running; try again in a moment.")
         job_id = next(self._ids)
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
-        self._writer.write(_frame((job_id, uploads)))
+        self._writer.write(_frame((job_id, job)))
         try:
             return await future
         finally:

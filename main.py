@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 import api
 import db
+import history
 import pages
 import routes
 from config import Settings
@@ -36,8 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    predictor = Predictor(settings)
     engine = db.connect(settings.database)
+    predictor = Predictor(settings, keeper=history.Keeper(engine))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import io
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
@@ -57,9 +58,31 @@ class Result:
         return base64.b64encode(buffer.getvalue()).decode()
 
 
+@dataclass(frozen=True)
+class Keep:
+    """A job: classify `upload` and keep it in the history of the user `token_hash` belongs to."""
+
+    token_hash: str
+    upload: bytes
+
+
+Kept = tuple[Result, dict[str, Any]]  # the result and the stored record
+
+
+class Keeper(Protocol):
+    """Checks tokens and stores predictions (history.py); the Predictor needs no database."""
+
+    def __call__(
+        self, jobs: list[Keep], results: list[Result | ServiceError]
+    ) -> list[Kept | ServiceError]: ...
+
+    def after_fork(self) -> None: ...
+
+
 class Predictor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, keeper: Keeper | None = None) -> None:
         self.settings = settings
+        self.keeper = keeper
         self._model: model.DigitModel | None = None
         self._thread: threading.Thread | None = None
         self.failure: str | None = None
@@ -128,7 +151,11 @@ class Predictor:
             await self._start_process()
 
     async def _start_process(self) -> None:
-        process = PredictionProcess(self._predict_uploads, on_exit=self._process_exited)
+        process = PredictionProcess(
+            self._work,
+            on_exit=self._process_exited,
+            after_fork=self.keeper.after_fork if self.keeper else None,
+        )
         await process.start()
         self._process = process
 
@@ -157,12 +184,40 @@ class Predictor:
         version = self.model.info.version
         return await self._run(uploads), version
 
-    async def _run(self, uploads: list[bytes]) -> list[Result | ServiceError]:
+    async def keep(self, token_hash: str, data: bytes) -> Kept:
+        """Classify an upload and keep it in the token owner's history, off the event loop.
+        Unauthorized when the token is unknown or expired."""
+        outcome: Kept = await self._run(Keep(token_hash, data))
+        return outcome
+
+    async def _run(self, job: Any) -> Any:
         self.model  # noqa: B018 -- while training: 503 at once
         if self._process is not None and self._process.running:
             with contextlib.suppress(ProcessStopped):  # it died with this job: do it here
-                return await self._process.run(uploads)
-        return await run_in_threadpool(self._predict_uploads, uploads)
+                return await self._process.run(job)
+        (outcome,) = await run_in_threadpool(self._work, [job])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _work(self, jobs: list[list[bytes] | Keep]) -> list[Any]:
+        """Many jobs in one pass: uploads to classify (a list of Results and errors each), and
+        uploads to classify and keep (a Kept, or the error, each)."""
+        uploads = [
+            upload for job in jobs for upload in (job if isinstance(job, list) else [job.upload])
+        ]
+        results = iter(self._predict_uploads(uploads))
+        outcomes: list[Any] = [
+            [next(results) for _ in job] if isinstance(job, list) else next(results) for job in jobs
+        ]
+        keeps = [i for i, job in enumerate(jobs) if isinstance(job, Keep)]
+        if keeps:
+            if self.keeper is None:
+                raise RuntimeError("this Predictor keeps no history")
+            kept = self.keeper([jobs[i] for i in keeps], [outcomes[i] for i in keeps])  # type: ignore[misc]
+            for i, outcome in zip(keeps, kept, strict=True):
+                outcomes[i] = outcome
+        return outcomes
 
     def _predict_uploads(self, uploads: list[bytes]) -> list[Result | ServiceError]:
         served = self.model

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-import history
 import schemas
-from accounts import OptionalCallerDep
+from accounts import OptionalTokenDep
 from errors import ModelNotReady, PayloadTooLarge, ServiceError, human_size
 from predictor import Predictor, Result
 
@@ -57,8 +56,7 @@ Include = Annotated[
 )
 async def predict_mnist(
     predictor: PredictorDep,
-    caller: OptionalCallerDep,
-    request: Request,
+    token: OptionalTokenDep,
     file: Annotated[
         UploadFile, File(description="An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF.")
     ],
@@ -66,11 +64,10 @@ async def predict_mnist(
 ) -> schemas.Prediction:
     """Recognise the handwritten digit in an uploaded image."""
     data = await read_upload(file, predictor.settings.max_upload_bytes)
-    if caller is None:
+    if token is None:
         result = await predictor.read(data)
     else:  # a logged-in caller keeps the prediction in their history too
-        engine = request.app.state.engine
-        result, _ = await history.predict_and_keep(predictor, engine, caller.user_id, data)
+        result, _ = await predictor.keep(token, data)
     return schemas.Prediction(
         prediction=str(result.digit),
         confidence=result.confidence,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,10 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from test_accounts import register, rows
 
+import accounts
 import dataset
 import db
+import history
 from config import Settings
-from conftest import png
+from conftest import make_settings, png
+from main import create_app
+from predictor import Keep
 
 
 def auth(token: str) -> dict[str, str]:
@@ -229,3 +234,47 @@ def test_include_processed_is_not_kept(
     assert answer.status_code == 201
     assert answer.json()["processed"]  # base64 PNG of the 28x28 digit
     assert "processed" not in client.get("/api/history/1/", headers=auth(ada)).json()
+
+
+def test_one_pass_keeps_each_job_for_its_own_token_or_refuses_it(
+    client: TestClient, settings: Settings, ada: str, bob: str, holdout: dataset.Digits
+) -> None:
+    """The prediction process's part (history.Keeper), here in this process: good tokens keep,
+    a bad token is refused even with a bad image, a bad image with a good token keeps nothing."""
+    predictor = client.app.state.predictor  # type: ignore[attr-defined]
+    keeper = history.Keeper(db.connect(settings.database))
+    digit = png(holdout.images[1])
+    jobs = [
+        Keep(accounts.hash_token(ada), digit),
+        Keep(accounts.hash_token("not a token"), digit),
+        Keep(accounts.hash_token(bob), b"not an image"),
+        Keep(accounts.hash_token("not a token"), b"not an image"),
+        Keep(accounts.hash_token(bob), digit),
+    ]
+    results = predictor._predict_uploads([job.upload for job in jobs])
+    outcomes = keeper(jobs, results)
+    kinds = [
+        type(outcome).__name__ if isinstance(outcome, Exception) else outcome[1]["result"]
+        for outcome in outcomes
+    ]
+    assert kinds == [3, "Unauthorized", "InvalidImage", "Unauthorized", 3]
+    kept = rows(settings, db.predictions)
+    assert [(row["id"], row["result"]) for row in kept] == [
+        (outcomes[0][1]["id"], 3),  # type: ignore[index]
+        (outcomes[4][1]["id"], 3),  # type: ignore[index]
+    ]
+    owners = {row["user_id"] for row in kept}
+    assert len(owners) == 2
+
+
+def test_history_is_kept_without_the_prediction_process_too(
+    tmp_path: Path, model_file: Path, holdout: dataset.Digits
+) -> None:
+    settings = make_settings(tmp_path, model_path=model_file, prediction_process=False)
+    with TestClient(create_app(settings)) as client:
+        token = register(client).json()["token"]
+        response = predict(client, token, png(holdout.images[1]))
+        assert response.status_code == 201
+        assert response.json()["result"] == 3
+        assert predict(client, "wrong", png(holdout.images[1])).status_code == 401
+        assert [row["result"] for row in rows(settings, db.predictions)] == [3]

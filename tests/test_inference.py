@@ -35,25 +35,25 @@ def test_frames_arriving_in_pieces_and_together_are_all_read() -> None:
         assert frames.wait() is None  # the server went away
 
 
-def test_jobs_waiting_together_are_answered_in_one_pass_each_with_its_own_outcomes() -> None:
-    passes: list[list[bytes]] = []
+def test_jobs_waiting_together_are_done_in_one_pass_each_with_its_own_outcome() -> None:
+    passes: list[list[str]] = []
 
-    def work(uploads: list[bytes]) -> list[object]:
-        passes.append(uploads)
-        return [upload.upper() for upload in uploads]
+    def work(jobs: list[str]) -> list[object]:
+        passes.append(jobs)
+        return [job.upper() for job in jobs]
 
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        ours.sendall(inference._frame((7, [b"a", b"b"])) + inference._frame((8, [b"c"])))
+        ours.sendall(inference._frame((7, "ab")) + inference._frame((8, "c")))
         ours.shutdown(socket.SHUT_WR)
         inference._serve(theirs, work)
         answers = inference._Frames(ours).wait()
-    assert passes == [[b"a", b"b", b"c"]]
-    assert answers == [(7, [b"A", b"B"]), (8, [b"C"])]
+    assert passes == [["ab", "c"]]
+    assert answers == [(7, "AB"), (8, "C")]
 
 
 def test_a_failing_pass_fails_each_of_its_jobs() -> None:
-    def work(uploads: list[bytes]) -> list[object]:
+    def work(jobs: list[bytes]) -> list[object]:
         raise ValueError("broken")
 
     ours, theirs = socket.socketpair()
