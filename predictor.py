@@ -9,6 +9,7 @@ import contextlib
 import io
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,17 +40,31 @@ class Result:
     def of(
         cls, probabilities: np.ndarray, version: str, pixels: np.ndarray, image_type: str
     ) -> Result:
-        """The answer for one digit, from its row of class probabilities."""
-        best = int(np.argmax(probabilities))
-        return cls(
-            digit=best,
-            confidence=float(probabilities[best]),
-            probabilities=[float(p) for p in probabilities],
-            model_version=version,
-            image_type=image_type,
-            # as the PNG will hold it: a quarter of the bytes on the way back from the process
-            pixels=np.round(pixels * 255).astype(np.uint8),
-        )
+        """The answer for one digit, from its row of class probabilities and its 0..1 pixels."""
+        return cls.many(probabilities[np.newaxis], version, pixels[np.newaxis], [image_type])[0]
+
+    @classmethod
+    def many(
+        cls, probabilities: np.ndarray, version: str, pixels: np.ndarray, image_types: list[str]
+    ) -> list[Result]:
+        """The answers for a batch: (n, 10) probabilities, (n, 28, 28) pixels in 0..1."""
+        best = probabilities.argmax(axis=1)
+        # the digits as the PNG will hold them: a quarter of the bytes on the way back from the
+        # prediction process
+        as_bytes = np.round(pixels * 255).astype(np.uint8)
+        return [
+            cls(
+                digit=digit,
+                confidence=row[digit],
+                probabilities=row,
+                model_version=version,
+                image_type=image_type,
+                pixels=image,
+            )
+            for digit, row, image, image_type in zip(
+                best.tolist(), probabilities.tolist(), as_bytes, image_types, strict=True
+            )
+        ]
 
     def processed_png(self) -> str:
         """The digit the model classified, as a base64 28x28 greyscale PNG (white on black)."""
@@ -225,14 +240,17 @@ class Predictor:
             preprocessing.decode_or_error(data, self.settings.max_image_pixels) for data in uploads
         ]
         prepared = preprocessing.normalise_many(images)
-        digits = [item for item in prepared if isinstance(item, np.ndarray)]
-        probabilities = iter(served.probabilities(np.stack(digits)) if digits else [])
-        results: list[Result | ServiceError] = []
-        for image, item in zip(images, prepared, strict=True):
-            if isinstance(item, ServiceError):
-                results.append(item)
-                continue
-            assert isinstance(image, Image.Image)
-            image_type = Image.MIME.get(image.format or "", "application/octet-stream")
-            results.append(Result.of(next(probabilities), served.info.version, item, image_type))
-        return results
+        good = [
+            (image, item)
+            for image, item in zip(images, prepared, strict=True)
+            if isinstance(item, np.ndarray) and isinstance(image, Image.Image)
+        ]
+        answers: Iterator[Result] = iter([])
+        if good:
+            digits = np.stack([item for _, item in good])
+            types = [
+                Image.MIME.get(image.format or "", "application/octet-stream") for image, _ in good
+            ]
+            version = served.info.version
+            answers = iter(Result.many(served.probabilities(digits), version, digits, types))
+        return [item if isinstance(item, ServiceError) else next(answers) for item in prepared]
