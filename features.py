@@ -81,9 +81,11 @@ class GradientHistograms(TransformerMixin, BaseEstimator):
         lower = np.floor(angle).astype(np.intp) % self.bins
         upper = (lower + 1) % self.bins
         share = (angle - np.floor(angle)).astype(np.float32)
-        orientations = np.arange(self.bins)
-        votes = (lower[..., None] == orientations) * (magnitude * (1 - share))[..., None]
-        votes += (upper[..., None] == orientations) * (magnitude * share)[..., None]
+        # each pixel votes for its two neighbouring orientations (never the same bin, so the
+        # second write never lands on the first)
+        votes = np.zeros((*images.shape, self.bins), dtype=np.float32)
+        np.put_along_axis(votes, lower[..., None], (magnitude * (1 - share))[..., None], axis=3)
+        np.put_along_axis(votes, upper[..., None], (magnitude * share)[..., None], axis=3)
         # window sums: pool rows and columns with a 0/1 matrix, one window per row of it
         pool = self._pooling()
         cells = pool @ np.moveaxis(votes, 3, 1) @ pool.T  # (n, bins, windows, windows)
