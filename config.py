@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         description="Train on at most this many digits (for quick experiments and tests).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="'json': one JSON object per log line, access log included (for shippers).",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the users and history database. Unset: the SQLite file "

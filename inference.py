@@ -109,8 +109,10 @@ def _child(  # pragma: no cover
     code = 0
     try:
         ours.close()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when to stop
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # The server decides when this process stops (it closes the socket, and this exits):
+        # Ctrl+C or a SIGTERM sent to the whole process group must not end it mid-request.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # one core's worth: BLAS threads would spin beside the server for small products
         threadpool_limits(1)
         if after_fork is not None:

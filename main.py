@@ -15,6 +15,8 @@ from sqlalchemy.exc import OperationalError
 import api
 import db
 import history
+import logs
+import metrics
 import pages
 import routes
 from config import Settings
@@ -34,9 +36,7 @@ and keep their predictions, with the uploads, in a history of their own (`/api/h
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     engine = db.connect(settings.database)
     predictor = Predictor(settings, keeper=history.Keeper(engine))
 
@@ -67,12 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.include_router(routes.router)
     app.include_router(api.router)
+    app.include_router(metrics.router)
     pages.mount(app)
     app.add_middleware(
         BodySizeLimit,
         max_upload_bytes=settings.max_upload_bytes,
         larger={"/predict/mnist/batch": settings.max_batch_bytes},
     )
+    app.add_middleware(metrics.RequestMetrics)  # outermost: it sees every answer, 413s too
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:

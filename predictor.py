@@ -9,6 +9,7 @@ import contextlib
 import io
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 import dataset
+import metrics
 import model
 import preprocessing
 from config import Settings
@@ -110,9 +112,11 @@ class Predictor:
         Obtaining the data is done here, before the service answers anything, so a machine with
         neither a cached model nor data fails at once with a message naming MNIST_DATA_DIR.
         """
+        started = time.perf_counter()
         try:
             self._model = model.load(self.settings.model_path)
             log.info("serving cached model %s", self._model.info.version)
+            metrics.model_loaded(self._model.info.version, time.perf_counter() - started)
             return
         except model.UnusableCache as exc:
             log.info("no usable cached model (%s): training one", exc)
@@ -123,8 +127,10 @@ class Predictor:
         self._thread.start()
 
     def _train(self, mnist: dataset.Mnist) -> None:
+        started = time.perf_counter()
         try:
             self._model, _ = model.load_or_train(self.settings, mnist_loader=lambda: mnist)
+            metrics.model_loaded(self._model.info.version, time.perf_counter() - started)
             if self._loop is not None:  # serving already: the prediction process can start now
                 asyncio.run_coroutine_threadsafe(self._start_process(), self._loop)
         except Exception as exc:  # reported by /ready; the process keeps answering /health
@@ -192,17 +198,21 @@ class Predictor:
         (outcome,) = await self._run([data])
         if isinstance(outcome, ServiceError):
             raise outcome
+        metrics.count_predictions([outcome.digit])
         return outcome
 
     async def read_many(self, uploads: list[bytes]) -> tuple[list[Result | ServiceError], str]:
         """`predict_many` for a request, off the event loop."""
         version = self.model.info.version
-        return await self._run(uploads), version
+        outcomes: list[Result | ServiceError] = await self._run(uploads)
+        metrics.count_predictions(o.digit for o in outcomes if isinstance(o, Result))
+        return outcomes, version
 
     async def keep(self, token_hash: str, data: bytes) -> Kept:
         """Classify an upload and keep it in the token owner's history, off the event loop.
         Unauthorized when the token is unknown or expired."""
         outcome: Kept = await self._run(Keep(token_hash, data))
+        metrics.count_predictions([outcome[0].digit])
         return outcome
 
     async def _run(self, job: Any) -> Any:

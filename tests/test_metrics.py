@@ -1,0 +1,55 @@
+"""GET /metrics: Prometheus text with requests, latency, predictions per digit and the model."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+import dataset
+import styles
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """One sample's value from Prometheus text (0 when the series does not exist yet)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    pattern = rf"^{name}{{{re.escape(wanted)}}} (\S+)$" if labels else rf"^{name} (\S+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_requests_by_route_and_status_and_predictions_by_digit(
+    client: TestClient, holdout: dataset.Digits
+) -> None:
+    # the counters live as long as the process: compare before and after
+    before = client.get("/metrics").text
+    three = styles.mnist_png(holdout.images[1], np.random.default_rng(0))
+    for _ in range(2):
+        assert client.post("/predict/mnist", files={"file": three}).status_code == 200
+    assert client.post("/predict/mnist", files={"file": b"not an image"}).status_code == 400
+    batch = [("files", three), ("files", three), ("files", b"junk")]
+    assert client.post("/predict/mnist/batch", files=batch).status_code == 200
+    assert client.get("/api/history/12345/").status_code == 401
+    assert client.get("/no/such/page").status_code == 404
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    after = response.text
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    route = {"method": "POST", "route": "/predict/mnist"}
+    assert grew("http_requests_total", **route, status="200") == 2
+    assert grew("http_requests_total", **route, status="400") == 1
+    # one series per route template, not one per id
+    assert grew("http_requests_total", method="GET", route="/api/history/{prediction_id}/",
+                status="401") == 1  # fmt: skip
+    assert grew("http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert grew("http_request_duration_seconds_count", **route) == 3
+    assert grew("digit_predictions_total", digit="3") == 4  # two single, two in the batch
+    version = client.get("/model").json()["version"]
+    assert sample(after, "digit_model_info", version=version) == 1
+    assert sample(after, "digit_model_load_seconds") > 0
