@@ -13,7 +13,9 @@ they never share the CPU with each other:
    at the end): every answer 201 and exactly that many new history rows;
 3. `POST /predict/mnist/batch` with 256 files per request: images/s end to end;
 4. `GET /health` probed 20 times a second with `hey` while `wrk` saturates /predict/mnist;
-5. two workers: /predict/mnist throughput against one worker, and each worker's memory.
+5. gunicorn with uvicorn workers, one and then two: /predict/mnist throughput of each, and
+   each worker's memory, its prediction process included. (Not `uvicorn --workers`: its
+   spawned workers leave Nagle's algorithm on, and every response waits 40 ms for an ACK.)
 
 The upload is a held-out MNIST digit as a 28x28 PNG (`styles.mnist_png`), the service's
 model the real one (trained once at the start on MNIST_DATA_DIR, or --model).
@@ -108,12 +110,15 @@ def hey(url: str, *options: str) -> tuple[dict[str, int], dict[str, float]]:
 
 
 @contextmanager
-def serve(app: str, env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, int]]:
-    """uvicorn on a free port with the image's options; yields its URL and process id."""
+def serve(app: str, env: dict[str, str], workers: int = 0) -> Iterator[tuple[str, int]]:
+    """The app on a free port, by uvicorn with the image's options, or with `workers` by
+    gunicorn's uvicorn workers; yields its URL and process id."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-    if workers > 1:
-        command += ["--workers", str(workers)]
+    if workers:
+        command = [sys.executable, "-m", "gunicorn", app, "-k", "uvicorn_worker.UvicornWorker",
+                   "-w", str(workers), "-b", f"127.0.0.1:{port}"]  # fmt: skip
+    else:
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -130,6 +135,7 @@ def serve(app: str, env: dict[str, str], workers: int = 1) -> Iterator[tuple[str
             time.sleep(0.05)
         else:
             raise TimeoutError(app)
+        time.sleep(1)  # every worker up, not only the first to answer
         yield url, server.pid
     finally:
         server.terminate()
@@ -142,15 +148,29 @@ def measure(url: str, upload: dict[str, str], args: argparse.Namespace) -> dict[
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
-    """Resident and peak resident memory of one process, MiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    kib = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.MULTILINE))
-    return int(kib["VmRSS"]) / 1024, int(kib["VmHWM"]) / 1024
+    """Resident and proportional (shared pages split between their users) memory, MiB."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    kib = dict(re.findall(r"^(Rss|Pss):\s+(\d+) kB", rollup, re.MULTILINE))
+    return int(kib["Rss"]) / 1024, int(kib["Pss"]) / 1024
 
 
 def children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in found]
+
+
+def worker_memory(pid: int) -> list[str]:
+    """Per worker process and its prediction process: RSS each, and their PSS together."""
+    lines = []
+    for worker in children(pid):
+        helpers = children(worker)
+        (rss, pss), others = memory_mib(worker), [memory_mib(child) for child in helpers]
+        lines.append(
+            f"worker {worker}: {rss:.0f} MiB resident"
+            + "".join(f", prediction process {o[0]:.0f} MiB resident" for o in others)
+            + f"; {pss + sum(o[1] for o in others):.0f} MiB proportional (PSS) together"
+        )
+    return lines
 
 
 def history_rows(database: Path) -> int:
@@ -214,16 +234,20 @@ def main() -> None:
             rows += [kept[c].row("/api/predict/", c, bare[c]) for c in CONCURRENCY]
 
             # a fixed number of requests, so each one's history row can be accounted for
+            time.sleep(1)  # requests wrk left in flight when it stopped are still answered
             counted = history_rows(home / "data" / "digits.db")
-            exact = int(kept[8].per_second * 5)
+            exact = int(kept[8].per_second * 5) // 8 * 8  # hey sends n // c per connection
             statuses, _ = hey(
                 f"{url}/api/predict/", "-n", str(exact), "-c", "8", "-m", "POST",
                 "-T", "multipart/form-data; boundary=----digit-bench-7d1f",
                 "-H", f"Authorization: Token {token}", "-D", str(_body(image, "image", 1, home)),
             )  # fmt: skip
             new_rows = history_rows(home / "data" / "digits.db") - counted
-            print(f"history: {exact} requests by hey: {statuses}; {new_rows} new rows "
-                  f"(the wrk runs before added {counted - before})")  # fmt: skip
+            history_line = (
+                f"history: {exact} requests by hey -n, answers {statuses}; {new_rows} new "
+                f"history rows (the wrk runs before: {counted - before} rows)"
+            )
+            print(history_line, flush=True)
 
             print("batch", flush=True)
             batch_upload = {**file_upload, "UPLOAD_COUNT": str(BATCH), "UPLOAD_FIELD": "files"}
@@ -246,11 +270,15 @@ def main() -> None:
             )
             saturate.join()
             one_worker_memory = memory_mib(pid)
+            prediction_memory = [memory_mib(child) for child in children(pid)]
 
-        print("two workers", flush=True)
-        with serve("main:app", env, workers=2) as (url, pid):
-            two = measure(f"{url}/predict/mnist", file_upload, args)
-            worker_memory = [memory_mib(child) for child in children(pid)]
+        print("gunicorn, one and two workers", flush=True)
+        gunicorn = {}
+        for workers in (1, 2):
+            with serve("main:app", env, workers=workers) as (url, pid):
+                gunicorn[workers] = measure(f"{url}/predict/mnist", file_upload, args)
+                if workers == 2:
+                    memory_lines = worker_memory(pid)
 
         print()
         print(table(["endpoint", "connections", "requests/s", "p50 ms", "p99 ms", "errors",
@@ -264,19 +292,27 @@ def main() -> None:
         print()
         load = probe["load"]
         assert isinstance(load, Load)
+        print(history_line)
         print(f"/health at 20/s while /predict/mnist runs at 32 connections "
               f"({load.per_second:,.0f}/s, {load.errors} errors): {health_statuses}, "
               f"p50 {health['50']:.2f} ms, p99 {health['99']:.2f} ms")  # fmt: skip
         print()
         print(table(
-            ["/predict/mnist, connections", "1 worker/s", "2 workers/s", "ratio"],
-            [[c, f"{single[c].per_second:,.0f}", f"{two[c].per_second:,.0f}",
-              f"{two[c].per_second / single[c].per_second:.2f}"] for c in CONCURRENCY],
+            ["/predict/mnist, connections", "uvicorn/s", "gunicorn 1 worker/s",
+             "gunicorn 2 workers/s", "2 workers / 1"],
+            [[c, f"{single[c].per_second:,.0f}", f"{gunicorn[1][c].per_second:,.0f}",
+              f"{gunicorn[2][c].per_second:,.0f}",
+              f"{gunicorn[2][c].per_second / gunicorn[1][c].per_second:.2f}"]
+             for c in CONCURRENCY],
         ))  # fmt: skip
-        print(f"memory, one worker: {one_worker_memory[0]:.0f} MiB resident, "
-              f"{one_worker_memory[1]:.0f} MiB peak")  # fmt: skip
-        for n, (rss, peak) in enumerate(worker_memory, 1):
-            print(f"memory, worker {n} of 2: {rss:.0f} MiB resident, {peak:.0f} MiB peak")
+        rss, pss = one_worker_memory
+        helper_rss = sum(m[0] for m in prediction_memory)
+        helper_pss = sum(m[1] for m in prediction_memory)
+        print(f"memory, uvicorn after the load above: server {rss:.0f} MiB resident, "
+              f"prediction process {helper_rss:.0f} MiB resident; "
+              f"{pss + helper_pss:.0f} MiB proportional (PSS) together")  # fmt: skip
+        for line in memory_lines:
+            print("memory, gunicorn " + line)
 
 
 def _body(image: Path, field: str, count: int, home: Path) -> Path:
