@@ -151,18 +151,6 @@ class Predictor:
             raise ModelNotReady("The model is still training; try again in a minute.")
         return self._model
 
-    def predict(self, data: bytes) -> Result:
-        """Preprocess one uploaded file and classify it. CPU-bound: call it off the event loop."""
-        (outcome,) = self._predict_uploads([data])
-        if isinstance(outcome, ServiceError):
-            raise outcome
-        return outcome
-
-    def predict_many(self, uploads: list[bytes]) -> tuple[list[Result | ServiceError], str]:
-        """Preprocess and classify many uploads in one pass: per upload a Result or its error.
-        Returns them with the version of the model that answered."""
-        return self._predict_uploads(uploads), self.model.info.version
-
     async def serve(self) -> None:
         """Start the prediction process once the model is loaded: now, or when training ends."""
         if not self.settings.prediction_process:
@@ -193,7 +181,7 @@ class Predictor:
             await process.stop()
 
     async def read(self, data: bytes) -> Result:
-        """`predict` for a request, off the event loop: in the prediction process, together with
+        """Classify one upload, off the event loop: in the prediction process, together with
         whatever other requests are waiting (see inference.py)."""
         (outcome,) = await self._run([data])
         if isinstance(outcome, ServiceError):
@@ -202,7 +190,8 @@ class Predictor:
         return outcome
 
     async def read_many(self, uploads: list[bytes]) -> tuple[list[Result | ServiceError], str]:
-        """`predict_many` for a request, off the event loop."""
+        """Classify many uploads in one pass, off the event loop: per upload a Result or its
+        error, and the version of the model that answered."""
         version = self.model.info.version
         outcomes: list[Result | ServiceError] = await self._run(uploads)
         metrics.count_predictions(o.digit for o in outcomes if isinstance(o, Result))

@@ -219,6 +219,13 @@ def test_answers_health_while_training(tmp_path: Path, holdout: dataset.Digits) 
             assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
             assert client.get("/ready").status_code == 200
             assert post_file(client, png(holdout.images[1])).json()["prediction"] == "3"
+            # the prediction process starts once training is over, and takes over
+            predictor = client.app.state.predictor  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 10
+            while not (predictor._process and predictor._process.running):
+                assert time.monotonic() < deadline, "no prediction process after training"
+                time.sleep(0.05)
+            assert post_file(client, png(holdout.images[1])).json()["prediction"] == "3"
     finally:
         if lock.is_locked:
             lock.release()
