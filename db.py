@@ -121,9 +121,13 @@ _write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKe
 
 @contextmanager
 def _writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction, queued behind this process's other writers on SQLite."""
-    with _write_locks.get(engine) or nullcontext(), engine.begin() as connection:
-        yield connection
+    """A write transaction. On SQLite it takes the write lock before anything else (BEGIN
+    IMMEDIATE): a transaction that reads and then writes would otherwise fail at once, not
+    wait, when another process wrote in between. This process's writers queue on a lock."""
+    with _write_locks.get(engine) or nullcontext(), engine.connect() as plain:
+        connection = plain.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            yield connection
 
 
 def connect(url: str) -> Engine:

@@ -40,6 +40,18 @@ class ModelNotReady(ServiceError):
     status_code = 503
 
 
+class DatabaseUnavailable(ServiceError):
+    """Locked past the busy timeout, or unreachable: the client did nothing wrong and can retry."""
+
+    status_code = 503
+    headers = {"Retry-After": "1"}  # noqa: RUF012 -- never mutated
+
+    def __init__(
+        self, detail: str = "The database is busy or unavailable; try again in a moment."
+    ) -> None:
+        super().__init__(detail)
+
+
 class DatasetError(RuntimeError):
     """MNIST could not be read or obtained. Raised at training time, never to a client."""
 

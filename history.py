@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 import db
 from accounts import INVALID_TOKEN, Unauthorized
-from errors import ServiceError
+from errors import DatabaseUnavailable, ServiceError
 from predictor import Keep, Kept, Result
+
+log = logging.getLogger(__name__)
 
 
 def _row(data: bytes, result: Result) -> dict[str, Any]:
@@ -40,7 +44,11 @@ class Keeper:
             (job.token_hash, None if isinstance(result, ServiceError) else _row(job.upload, result))
             for job, result in zip(jobs, results, strict=True)
         ]
-        records = db.add_predictions_for_tokens(self.engine, rows)
+        try:
+            records = db.add_predictions_for_tokens(self.engine, rows)
+        except OperationalError as exc:  # locked past the busy timeout, or unreachable
+            log.error("could not keep %d predictions: %s", len(rows), exc)
+            return [DatabaseUnavailable() for _ in jobs]
         outcomes: list[Kept | ServiceError] = []
         for result, record in zip(results, records, strict=True):
             if record is None:  # a bad token is refused before anything else, as by the API

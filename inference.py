@@ -95,11 +95,15 @@ def _answer(sock: socket.socket, jobs: list[tuple[int, Any]], work: Work) -> Non
         outcomes = work([job for _, job in jobs])
     except Exception as error:  # every job of this pass gets it; the process goes on
         outcomes = [error] * len(jobs)
-    sock.sendall(
-        b"".join(
-            _frame((job_id, outcome)) for (job_id, _), outcome in zip(jobs, outcomes, strict=True)
-        )
-    )
+    frames = []
+    for (job_id, _), outcome in zip(jobs, outcomes, strict=True):
+        try:
+            frames.append(_frame((job_id, outcome)))
+        except Exception as error:  # an outcome that cannot travel (an exception holding a
+            # memoryview, say) fails its own request, never this process
+            failure = RuntimeError(f"{type(outcome).__name__} could not be sent back: {error}")
+            frames.append(_frame((job_id, failure)))
+    sock.sendall(b"".join(frames))
 
 
 def _child(  # pragma: no cover

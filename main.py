@@ -20,7 +20,7 @@ import metrics
 import pages
 import routes
 from config import Settings
-from errors import ServiceError
+from errors import DatabaseUnavailable, ServiceError
 from limits import BodySizeLimit
 from predictor import Predictor
 
@@ -84,14 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        # locked past the busy timeout, or the database server unreachable: the client did
-        # nothing wrong and can retry
         log.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(
-            {"detail": "The database is busy or unavailable; try again in a moment."},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
+        return await service_error(request, DatabaseUnavailable())
 
     return app
 

@@ -1,6 +1,6 @@
 """Accounts under load, against a real server: concurrency and login timing.
 
-Starts uvicorn with 2 workers on 127.0.0.1 (a temporary SQLite database; the model trained
+Starts gunicorn with 2 uvicorn workers on 127.0.0.1 (a temporary SQLite database; the model trained
 once beforehand on 2,000 digits, which is all this needs), then:
 
 1. 4 users send 200 authenticated predictions at once, each a different real digit; every
@@ -55,8 +55,10 @@ def main() -> None:
         subprocess.run(train, cwd=ROOT, env=env, check=True, capture_output=True)
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port), "--workers", "2",
-             "--log-level", "warning"],
+            # gunicorn's uvicorn workers: `uvicorn --workers` leaves Nagle's algorithm on (40 ms
+            # a response; see bench/load.py)
+            [sys.executable, "-m", "gunicorn", "main:app", "-k", "uvicorn_worker.UvicornWorker",
+             "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
             cwd=ROOT, env=env,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -71,3 +72,46 @@ def test_username_conflict(engine: sa.Engine) -> None:
         db.create_user(engine, username="aDA", email="b@example.com", password_hash="y")
     assert db.find_user(engine, username="ADA")["email"] == "a@example.com"  # type: ignore[index]
     assert db.get_user(engine, user_id=99) is None
+
+
+ROW = {
+    "result": 3, "confidence": 0.9, "probabilities": [0.1] * 10, "model_version": "v",
+    "image": b"png", "image_type": "image/png", "image_sha256": "s" * 64,
+}  # fmt: skip
+
+
+def test_keeping_for_tokens_waits_for_another_process_writing(engine: sa.Engine) -> None:
+    """Two prediction processes (two engines on one file) keep history at once. The second reads
+    tokens and then writes: it must wait for the first, not fail with 'database is locked'
+    because the first wrote between its read and its write."""
+    user = db.create_user(engine, username="ada", email="a@example.com", password_hash="x")
+    db.add_token(engine, user_id=user["id"], token_hash="h" * 64, lifetime=timedelta(days=1))
+    other = db.connect(str(engine.url))
+    pool = ThreadPoolExecutor(1)
+    with db._writing(other) as holding:  # the other process, in the middle of its write
+        holding.execute(db.predictions.insert().values(
+            user_id=user["id"], created_at=db.now(), image_size=3,
+            **{**ROW, "probabilities": "[]"},
+        ))  # fmt: skip
+        waiting = pool.submit(
+            db.add_predictions_for_tokens, engine, [("h" * 64, ROW), ("x" * 64, ROW)]
+        )
+        time.sleep(0.3)
+        assert not waiting.done()
+    records = waiting.result(timeout=10)
+    pool.shutdown()
+    assert records[1] is None  # an unknown token
+    assert records[0] is not None and records[0]["user_id"] == user["id"]
+    with engine.connect() as connection:
+        count = connection.execute(sa.select(sa.func.count()).select_from(db.predictions))
+        assert count.scalar() == 2
+    other.dispose()
+
+
+def test_keeping_for_a_good_token_with_nothing_to_store(engine: sa.Engine) -> None:
+    user = db.create_user(engine, username="ada", email="a@example.com", password_hash="x")
+    db.add_token(engine, user_id=user["id"], token_hash="h" * 64, lifetime=timedelta(days=1))
+    assert db.add_predictions_for_tokens(engine, [("h" * 64, None), ("x" * 64, None)]) == [
+        {},
+        None,
+    ]

@@ -68,6 +68,22 @@ def test_a_failing_pass_fails_each_of_its_jobs() -> None:
     ]
 
 
+def test_an_outcome_that_cannot_be_sent_fails_its_request_only() -> None:
+    def work(jobs: list[str]) -> list[object]:
+        return [ValueError(memoryview(b"x")) if job == "bad" else job for job in jobs]
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendall(inference._frame((1, "bad")) + inference._frame((2, "good")))
+        ours.shutdown(socket.SHUT_WR)
+        inference._serve(theirs, work)
+        answers = inference._Frames(ours).wait() or []
+    assert [job for job, _ in answers] == [1, 2]
+    assert isinstance(answers[0][1], RuntimeError)
+    assert str(answers[0][1]).startswith("ValueError could not be sent back")
+    assert answers[1][1] == "good"
+
+
 def digit_png(holdout: dataset.Digits, index: int) -> bytes:
     return styles.mnist_png(holdout.images[index], np.random.default_rng(index))
 
