@@ -113,7 +113,7 @@ def log_in(engine: Engine, settings: Settings, *, username: str, password: str) 
     return user
 
 
-def _presented(request: Request, required: bool) -> str | None:
+def presented_token(request: Request, required: bool) -> str | None:
     """The hash of the token the request carries (not yet checked against the database)."""
     header = request.headers.get("authorization")
     if not header:
@@ -127,7 +127,7 @@ def _presented(request: Request, required: bool) -> str | None:
 
 
 async def _caller(request: Request, required: bool) -> Caller | None:
-    presented = _presented(request, required)
+    presented = presented_token(request, required)
     if presented is None:  # answered here: no trip to the thread pool for anonymous requests
         return None
     row = await run_in_threadpool(db.token_owner, request.app.state.engine, token_hash=presented)
@@ -152,18 +152,4 @@ async def require_caller(request: Request, _header: TokenHeader) -> Caller:
     return caller
 
 
-async def require_token(request: Request, _header: TokenHeader) -> str:
-    token = _presented(request, required=True)
-    assert token is not None
-    return token
-
-
-async def optional_token(request: Request, _header: TokenHeader) -> str | None:
-    return _presented(request, required=False)
-
-
 CallerDep = Annotated[Caller, Depends(require_caller)]
-# For predictions kept in a history: the hash of the presented token only. The prediction process
-# checks it, in the same pass that classifies and stores (predictor.Keep, history.Keeper).
-TokenDep = Annotated[str, Depends(require_token)]
-OptionalTokenDep = Annotated[str | None, Depends(optional_token)]

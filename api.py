@@ -15,9 +15,10 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 import accounts
 import db
 import schemas
-from accounts import CallerDep, TokenDep
+from accounts import CallerDep, presented_token
 from errors import ServiceError
-from routes import ERRORS, Include, PredictorDep, processed, read_upload
+from predictor import Predictor
+from routes import ERRORS, Include, json_response, processed, read_upload
 
 router = APIRouter(prefix="/api", tags=["accounts and history"])
 
@@ -126,21 +127,24 @@ def _item(record: dict[str, Any], image_urls: str) -> schemas.HistoryItem:
     status_code=201,
     response_model=schemas.HistoryItem,
     responses={**ERRORS, **AUTH_ERRORS},
+    openapi_extra={"security": [{"Token": []}]},
 )
 async def predict(
-    token: TokenDep,
-    predictor: PredictorDep,
     request: Request,
     image: Annotated[UploadFile, File(description="An image of one digit.")],
     include: Include = None,
-) -> schemas.HistoryItem:
+) -> Response:
     """Recognise a digit and keep the prediction, with the upload, in your history."""
+    # read here, not injected, and answered as built: see routes.predict_mnist
+    predictor: Predictor = request.app.state.predictor
+    token = presented_token(request, required=True)
+    assert token is not None
     data = await read_upload(image, predictor.settings.max_upload_bytes)
     result, record = await predictor.keep(token, data)
     item = _item(record, _image_urls(request))
     if include == "processed":
         item.processed = await processed(result)
-    return item
+    return json_response(item, status_code=201)
 
 
 @router.get(

@@ -1,14 +1,15 @@
 """Load: the service against the framework's own ceiling for the same request shape.
 
-In one run, on 127.0.0.1, each server started with the same uvicorn options as the Docker
-image (`uvicorn APP --host ... --port ...`, access log on, sent to /dev/null), one at a time so
-they never share the CPU with each other:
+In one run, on 127.0.0.1, with the same uvicorn options as the Docker image (`uvicorn APP
+--host ... --port ...`, access log on, sent to /dev/null):
 
-1. the bare app (`bench/bare_app.py`, `POST /upload`: read a multipart upload, answer a
-   constant), then `POST /predict/mnist` and `POST /api/predict/` (a real user's token; the
-   upload and a history row stored), each driven by `wrk` with one thread posting the same
-   multipart body as `curl -F` would, at concurrency 1, 8 and 32, --duration seconds each
-   after a --warmup run: requests/s, p50, p99, errors;
+1. a bare app (`bench/bare_app.py`, `POST /upload`: read a multipart upload, answer a
+   constant) and the service are started side by side; `wrk` (one thread, a Lua script posting
+   the multipart body `curl -F` would) drives the bare endpoint, `POST /predict/mnist` and
+   `POST /api/predict/` (a real user's token; the upload and a history row stored), one at a
+   time, at concurrency 1, 8 and 32, --duration seconds each, after a warm-up. --repeats
+   interleaved rounds; each row gives medians, and its ratio is the median of the ratios of
+   runs made side by side (their range in brackets);
 2. `/api/predict/` once more with `hey -n` (a fixed number of requests, so none is cut off
    at the end): every answer 201 and exactly that many new history rows;
 3. `POST /predict/mnist/batch` with 256 files per request: images/s end to end;
@@ -20,7 +21,7 @@ they never share the CPU with each other:
 The upload is a held-out MNIST digit as a 28x28 PNG (`styles.mnist_png`), the service's
 model the real one (trained once at the start on MNIST_DATA_DIR, or --model).
 
-    python -m bench.load [--duration 10] [--warmup 3] [--model PATH]
+    python -m bench.load [--duration 10] [--warmup 3] [--repeats 3] [--model PATH]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,6 +149,28 @@ def measure(url: str, upload: dict[str, str], args: argparse.Namespace) -> dict[
     return {c: wrk(url, c, args.duration, upload) for c in CONCURRENCY}
 
 
+def _median(loads: list[Load]) -> Load:
+    return Load(
+        requests=sum(load.requests for load in loads),
+        per_second=statistics.median(load.per_second for load in loads),
+        p50_ms=statistics.median(load.p50_ms for load in loads),
+        p99_ms=statistics.median(load.p99_ms for load in loads),
+        errors=sum(load.errors for load in loads),
+    )
+
+
+def _row(name: str, connections: int, loads: list[Load], bare: list[Load]) -> list[object]:
+    """Medians over the repeats; the ratio is the median of the side-by-side ratios."""
+    middle = _median(loads)
+    ratios = [load.per_second / base.per_second for load, base in zip(loads, bare, strict=True)]
+    spread = f"{min(ratios):.0%}-{max(ratios):.0%}"
+    ratio = "—" if loads is bare else f"{statistics.median(ratios):.0%} ({spread})"
+    return [
+        name, connections, f"{middle.per_second:,.0f}", f"{middle.p50_ms:.2f}",
+        f"{middle.p99_ms:.2f}", middle.errors, ratio,
+    ]  # fmt: skip
+
+
 def memory_mib(pid: int) -> tuple[float, float]:
     """Resident and proportional (shared pages split between their users) memory, MiB."""
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
@@ -182,6 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per row")
     parser.add_argument("--model", type=Path, help="a trained model file (else train one)")
     args = parser.parse_args()
     for tool in ("wrk", "hey"):
@@ -207,31 +232,39 @@ def main() -> None:
         file_upload = {"UPLOAD_FILE": str(image), "UPLOAD_FIELD": "file"}
         rows: list[list[object]] = []
 
-        print("bare FastAPI endpoint", flush=True)
-        with serve("bench.bare_app:app", env) as (url, _):
-            bare = measure(f"{url}/upload", file_upload, args)
-        rows += [bare[c].row("bare FastAPI upload", c, None) for c in CONCURRENCY]
-
-        with serve("main:app", env) as (url, pid):
-            print("/predict/mnist", flush=True)
-            single = measure(f"{url}/predict/mnist", file_upload, args)
-            rows += [single[c].row("/predict/mnist", c, bare[c]) for c in CONCURRENCY]
-
-            print("/api/predict/", flush=True)
-            account = {
-                "username": "bench",
-                "email": "bench@example.com",
-                "password": "bench load 1",
-            }
+        with (
+            serve("bench.bare_app:app", env) as (bare_url, _),
+            serve("main:app", env) as (url, pid),
+        ):
+            account = {"username": "bench", "email": "bench@example.com", "password": "load 1"}
             token = httpx.post(f"{url}/api/register/", json=account).json()["token"]
             user_upload = {
                 "UPLOAD_FILE": str(image),
                 "UPLOAD_FIELD": "image",
                 "UPLOAD_TOKEN": token,
             }
+            targets = {
+                "bare FastAPI upload": (f"{bare_url}/upload", file_upload),
+                "/predict/mnist": (f"{url}/predict/mnist", file_upload),
+                "/api/predict/": (f"{url}/api/predict/", user_upload),
+            }
             before = history_rows(home / "data" / "digits.db")
-            kept = measure(f"{url}/api/predict/", user_upload, args)
-            rows += [kept[c].row("/api/predict/", c, bare[c]) for c in CONCURRENCY]
+            for target, upload in targets.values():
+                wrk(target, 8, args.warmup, upload)
+            # Interleaved: each repeat runs every target at every concurrency in turn, so a
+            # slow minute of this shared machine lands on all of them, and each ratio compares
+            # runs made side by side. Medians over the repeats.
+            runs: dict[tuple[str, int], list[Load]] = {}
+            for repeat in range(args.repeats):
+                print(f"repeat {repeat + 1} of {args.repeats}", flush=True)
+                for c in CONCURRENCY:
+                    for name, (target, upload) in targets.items():
+                        runs.setdefault((name, c), []).append(wrk(target, c, args.duration, upload))
+            for name in targets:
+                for c in CONCURRENCY:
+                    rows.append(_row(name, c, runs[(name, c)], runs[("bare FastAPI upload", c)]))
+            single = {c: _median(runs[("/predict/mnist", c)]) for c in CONCURRENCY}
+            kept = {c: _median(runs[("/api/predict/", c)]) for c in CONCURRENCY}
 
             # a fixed number of requests, so each one's history row can be accounted for
             time.sleep(1)  # requests wrk left in flight when it stopped are still answered
