@@ -236,7 +236,11 @@ def main() -> None:
             serve("bench.bare_app:app", env) as (bare_url, _),
             serve("main:app", env) as (url, pid),
         ):
-            account = {"username": "bench", "email": "bench@example.com", "password": "load 1"}
+            account = {
+                "username": "bench",
+                "email": "bench@example.com",
+                "password": "bench load 1",
+            }
             token = httpx.post(f"{url}/api/register/", json=account).json()["token"]
             user_upload = {
                 "UPLOAD_FILE": str(image),
