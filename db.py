@@ -275,14 +275,19 @@ def add_token(engine: Engine, *, user_id: int, token_hash: str, lifetime: timede
 def token_owner(engine: Engine, *, token_hash: str) -> dict[str, Any] | None:
     """The token's row (user_id, token_hash, expires_at), or None when unknown or expired."""
     with engine.connect() as connection:
-        row = connection.execute(
-            sa.select(tokens.c.user_id, tokens.c.token_hash, tokens.c.expires_at).where(
-                tokens.c.token_hash == token_hash
-            )
-        ).first()
-    if row is None or _utc(row.expires_at) <= now():
-        return None
-    return dict(row._mapping)
+        live = _live_tokens(connection, {token_hash})
+    return dict(live[0]._mapping) if live else None
+
+
+def _live_tokens(connection: Connection, token_hashes: set[str]) -> list[Any]:
+    """The rows (user_id, token_hash, expires_at) of those of these tokens that have not expired."""
+    found = connection.execute(
+        sa.select(tokens.c.user_id, tokens.c.token_hash, tokens.c.expires_at).where(
+            tokens.c.token_hash.in_(sorted(token_hashes))
+        )
+    ).all()
+    moment = now()
+    return [row for row in found if _utc(row.expires_at) > moment]
 
 
 def delete_token(engine: Engine, *, token_hash: str) -> None:
@@ -332,19 +337,11 @@ def _prediction(row: Any) -> dict[str, Any]:
 
 
 def add_prediction(engine: Engine, **row: Any) -> dict[str, Any]:
-    """Store one prediction (the keyword arguments of `add_predictions`' rows); its record."""
-    (record,) = add_predictions(engine, [row])
-    return record
-
-
-def add_predictions(engine: Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store many predictions in one transaction, so one commit for all; their records, in order.
-
-    Each row: user_id, result, confidence, probabilities, model_version, image, image_type,
-    image_sha256.
-    """
+    """Store one prediction; its record. The row: user_id, result, confidence, probabilities,
+    model_version, image, image_type, image_sha256."""
     with _writing(engine) as connection:
-        return _insert_predictions(connection, rows)
+        (record,) = _insert_predictions(connection, [row])
+    return record
 
 
 def add_predictions_for_tokens(
@@ -354,13 +351,8 @@ def add_predictions_for_tokens(
     reads the tokens and writes the rows. Per row: its record; None when the token is unknown
     or expired; an empty dict when the token is good but there was no row to store."""
     with _writing(engine) as connection:
-        found = connection.execute(
-            sa.select(tokens.c.user_id, tokens.c.token_hash, tokens.c.expires_at).where(
-                tokens.c.token_hash.in_(sorted({token for token, _ in rows}))
-            )
-        ).all()
-        moment = now()
-        owners = {row.token_hash: row.user_id for row in found if _utc(row.expires_at) > moment}
+        live = _live_tokens(connection, {token for token, _ in rows})
+        owners = {row.token_hash: row.user_id for row in live}
         owned = [
             {**row, "user_id": owners[token]}
             for token, row in rows

@@ -39,13 +39,6 @@ class Result:
     pixels: np.ndarray  # (28, 28) uint8, white on black: the digit the model classified
 
     @classmethod
-    def of(
-        cls, probabilities: np.ndarray, version: str, pixels: np.ndarray, image_type: str
-    ) -> Result:
-        """The answer for one digit, from its row of class probabilities and its 0..1 pixels."""
-        return cls.many(probabilities[np.newaxis], version, pixels[np.newaxis], [image_type])[0]
-
-    @classmethod
     def many(
         cls, probabilities: np.ndarray, version: str, pixels: np.ndarray, image_types: list[str]
     ) -> list[Result]:
