@@ -52,8 +52,24 @@ class Settings(BaseSettings):
     )
     prediction_process: bool = Field(
         default=True,
-        description="Classify in a forked prediction process beside the server (see "
-        "inference.py); false: in the server's thread pool.",
+        description="Classify in a prediction process beside the server (see inference.py); "
+        "false: in the server's thread pool, with no bound on an upload's memory or time.",
+    )
+    prediction_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds the prediction process may work without a sign of life before it "
+        "is killed and replaced (its requests get 503).",
+    )
+    max_upload_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        description="Seconds one upload may take to decode and prepare (413 when over).",
+    )
+    max_upload_memory: int = Field(
+        default=1_000_000_000,
+        gt=0,
+        description="Bytes of memory one upload may take to decode and prepare (413 when over).",
     )
     mnist_mirrors: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_MNIST_MIRRORS,

@@ -36,8 +36,19 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
+class TooCostly(PayloadTooLarge):
+    """The upload would take more memory or time to decode and prepare than one may."""
+
+
 class ModelNotReady(ServiceError):
     status_code = 503
+
+
+class PredictionUnavailable(ServiceError):
+    """The prediction process is restarting, or stopped with this request in it."""
+
+    status_code = 503
+    headers = {"Retry-After": "1"}  # noqa: RUF012 -- never mutated
 
 
 class DatabaseUnavailable(ServiceError):

@@ -59,6 +59,10 @@ class Keeper:
                 outcomes.append((result, record))
         return outcomes
 
-    def after_fork(self) -> None:
-        """In a forked process: new database connections, never the server's."""
-        self.engine.dispose(close=False)
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent to the prediction process as its database URL: it opens connections of its own.
+        return (_keeper_for, (self.engine.url.render_as_string(hide_password=False),))
+
+
+def _keeper_for(url: str) -> Keeper:
+    return Keeper(db.connect(url))

@@ -1,6 +1,6 @@
 """The prediction process: decoding, preprocessing and classifying, beside the web server.
 
-Each server process forks one prediction process once its model is loaded. The two talk over a
+Each server process runs one prediction process once its model is loaded. The two talk over a
 socket pair in length-prefixed pickled frames: a job goes in with its id, its outcome comes out.
 The prediction process takes every job that has arrived since it last looked and does them in
 one call of its work function, so under load many requests share one pass through the model
@@ -8,9 +8,21 @@ one call of its work function, so under load many requests share one pass throug
 
 Why a process and not a thread: the event loop and the model then never compete for one GIL.
 Measured on 2 cores (BENCHMARKS.md), a prediction thread beside the loop halved the loop's
-throughput; a prediction process beside it costs the loop a few per cent. The fork shares the
-loaded model and libraries with the server copy-on-write, so the second process costs little
-memory and starts at once.
+throughput; a prediction process beside it costs the loop a few per cent.
+
+Where it comes from: a fork server (multiprocessing's "forkserver"), a fresh interpreter
+started once with exec, which imports the service's modules with single-threaded numerical
+libraries and then only ever forks. The server itself never forks: it has threads (the thread
+pool, a training thread, BLAS pools), and a fork copies their locks as they are at that instant,
+held or not. A prediction process gets the model as its first message, not as a file, so it
+serves exactly what the server loaded.
+
+What one upload may cost is bounded in the prediction process: its address space (an upload
+that needs more memory than allowed gets MemoryError, a 413, and the process goes on) and its
+time (an alarm interrupts an upload that takes too long: 413). A watchdog in the server kills
+a process that shows no sign of life for `timeout` seconds while it has work; its requests fail
+with 503, and a new process starts. No upload is ever retried elsewhere: one that killed the
+prediction process could kill the server too.
 """
 
 from __future__ import annotations
@@ -19,25 +31,37 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import multiprocessing
 import os
 import pickle
+import resource
 import select
 import signal
 import socket
 import struct
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
 from typing import Any
 
-from threadpoolctl import threadpool_limits
-
-from errors import ModelNotReady
+from errors import InvalidImage, PredictionUnavailable, ServiceError, TooCostly
 
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!I")  # frame length
 MAX_JOBS = 64  # jobs per call of the work function
+READY = -1  # the job id of the prediction process's "model loaded, serving" frame
+ALIVE = -2  # ...and of its "still working" frame, sent at most every HEARTBEAT seconds
+HEARTBEAT = 1.0
 
 Work = Callable[[list[Any]], list[Any]]  # jobs in, one outcome per job out, in order
+
+# Imported by the fork server before it forks anything: the first pins the numerical libraries
+# to one thread (so the fork server has no threads to copy), the others are what a prediction
+# process runs, so it starts in milliseconds.
+PRELOAD = ["single_threaded", "predictor", "history"]
 
 
 def _frame(message: object) -> bytes:
@@ -82,6 +106,65 @@ class _Frames:
             self.buffer += chunk
 
 
+# --- in the prediction process ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may cost in the prediction process."""
+
+    seconds: float  # wall-clock time to decode and preprocess it
+    memory: int  # bytes of address space beyond what the process holds when it starts
+
+
+class _Guard:
+    """The prediction process's per-upload alarm and its heartbeat to the server."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock = sock
+        self.seconds = seconds
+        self.last_sign = time.monotonic()
+
+    @contextlib.contextmanager
+    def upload(self) -> Iterator[None]:
+        def too_slow(signum: int, frame: object) -> None:
+            raise TooCostly(
+                f"The image took over {self.seconds:g} s to decode and prepare; "
+                "send a smaller or simpler image."
+            )
+
+        previous = signal.signal(signal.SIGALRM, too_slow)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        try:
+            yield
+        except MemoryError as error:
+            raise TooCostly(
+                "The image needs more memory to decode than one upload may use; "
+                "send a smaller image."
+            ) from error
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            now = time.monotonic()
+            if now - self.last_sign >= HEARTBEAT:  # a long pass: tell the watchdog we live
+                self.last_sign = now
+                self.sock.sendall(_frame((ALIVE, None)))
+
+
+_guard: _Guard | None = None  # set in the prediction process only
+
+
+def upload_guard() -> contextlib.AbstractContextManager[None]:
+    """Wrap the work on each upload: in the prediction process, its time and memory are
+    bounded (TooCostly when over); in the server (the thread-pool mode), nothing is."""
+    return _guard.upload() if _guard is not None else contextlib.nullcontext()
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
+
+
 def _serve(sock: socket.socket, work: Work) -> None:
     """The prediction process's loop: jobs in, outcomes out, until the server goes away."""
     frames = _Frames(sock)
@@ -93,139 +176,219 @@ def _serve(sock: socket.socket, work: Work) -> None:
 def _answer(sock: socket.socket, jobs: list[tuple[int, Any]], work: Work) -> None:
     try:
         outcomes = work([job for _, job in jobs])
-    except Exception as error:  # every job of this pass gets it; the process goes on
-        outcomes = [error] * len(jobs)
+    except Exception as error:
+        # The work function fails uploads one by one; should a whole pass fail all the same,
+        # each job is done again alone, so that only the one at fault fails.
+        outcomes = [error] if len(jobs) == 1 else [_alone(work, job) for _, job in jobs]
     frames = []
     for (job_id, _), outcome in zip(jobs, outcomes, strict=True):
         try:
-            frames.append(_frame((job_id, outcome)))
+            frames.append(_frame((job_id, _reportable(outcome))))
         except Exception as error:  # an outcome that cannot travel (an exception holding a
             # memoryview, say) fails its own request, never this process
-            failure = RuntimeError(f"{type(outcome).__name__} could not be sent back: {error}")
-            frames.append(_frame((job_id, failure)))
+            frames.append(_frame((job_id, _reportable(error))))
     sock.sendall(b"".join(frames))
 
 
-def _child(  # pragma: no cover
-    ours: socket.socket, theirs: socket.socket, work: Work, after_fork: Callable[[], None] | None
-) -> None:
-    """The prediction process, from the fork to its exit. (Coverage is not collected here.)"""
-    code = 0
+def _alone(work: Work, job: Any) -> Any:
     try:
-        ours.close()
-        # The server decides when this process stops (it closes the socket, and this exits):
-        # Ctrl+C or a SIGTERM sent to the whole process group must not end it mid-request.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        # one core's worth: BLAS threads would spin beside the server for small products
-        threadpool_limits(1)
-        if after_fork is not None:
-            after_fork()
-        _serve(theirs, work)
-    except BaseException:
-        code = 1
-        with contextlib.suppress(Exception):
-            log.exception("prediction process failed")
-    finally:
-        os._exit(code)  # no atexit handlers, no cleanup of the server's copy of its state
+        (outcome,) = work([job])
+    except Exception as error:
+        return error
+    return outcome
 
 
-class ProcessStopped(ModelNotReady):
-    """The prediction process went away with this job in it (the server retries elsewhere)."""
+def _reportable(outcome: Any) -> Any:
+    """An outcome as the client may see it: an unforeseen exception becomes a 400 naming it."""
+    if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
+        log.error("an upload failed unexpectedly: %r", outcome)
+        return InvalidImage(
+            f"The image could not be processed ({type(outcome).__name__}: {outcome})."
+        )
+    return outcome
+
+
+def _child(sock: socket.socket, work: Work, limits: Limits) -> None:  # pragma: no cover
+    """The prediction process, from the fork to its exit. (Coverage is not collected here.)"""
+    global _guard
+    # The server decides when this process stops (it closes the socket, and this exits):
+    # Ctrl+C or a SIGTERM sent to the whole process group must not end it mid-request.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _address_space() + limits.memory
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    _guard = _Guard(sock, limits.seconds)
+    sock.sendall(_frame((READY, os.getpid())))
+    _serve(sock, work)
+
+
+# --- in the server ------------------------------------------------------------------------------
+
+
+class ProcessStopped(PredictionUnavailable):
+    """The prediction process went away with this job in it. The job is not retried."""
+
+
+def _context() -> ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, ForkServerContext)
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 class PredictionProcess:
-    """The server's side: hands jobs to the forked process and awaits their outcomes."""
+    """The server's side: starts the process, hands it jobs, awaits their outcomes, and kills
+    it when it hangs."""
 
     def __init__(
         self,
         work: Work,
+        limits: Limits,
+        timeout: float,
         on_exit: Callable[[], None] | None = None,
-        after_fork: Callable[[], None] | None = None,
     ) -> None:
         self._work = work
+        self._limits = limits
+        self._timeout = timeout
         self._on_exit = on_exit
-        self._after_fork = after_fork
         self._stopping = False
-        self._pid: int | None = None
+        self._ready = False
+        self._why_stopped = "The prediction process stopped; try again in a moment."
+        self._process: BaseProcess | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._pending: dict[int, tuple[asyncio.Future[Any], float]] = {}
+        self._last_sign = time.monotonic()
         self._ids = itertools.count()
 
     @property
     def running(self) -> bool:
-        return self._writer is not None
+        return self._writer is not None and self._ready
 
-    async def start(self) -> None:
-        """Fork the prediction process (sharing the loaded model) and connect to it."""
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def start(self, wait: float = 30.0) -> None:
+        """Start the prediction process (the model travels with it) and wait until it serves."""
         ours, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            _child(ours, theirs, self._work, self._after_fork)
-        theirs.close()
-        self._pid = pid
+        process = _context().Process(
+            target=_child, args=(theirs, self._work, self._limits), name="prediction", daemon=True
+        )
+        try:
+            # in a thread: the fork server reads the model from a pipe while this writes it
+            await asyncio.to_thread(process.start)
+        finally:
+            theirs.close()
+        self._process = process
         reader, self._writer = await asyncio.open_connection(sock=ours)
-        self._reader_task = asyncio.create_task(self._read(reader))
-        log.info("prediction process %d started", pid)
+        started = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read(reader, started))
+        self._watchdog = asyncio.create_task(self._watch())
+        try:
+            await asyncio.wait_for(asyncio.shield(started), wait)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            log.error("prediction process %s did not start", process.pid)
+            self._kill("The prediction process did not start; try again in a moment.")
+            raise
+        log.info("prediction process %d started", process.pid)
 
     async def run(self, job: Any) -> Any:
         """The job's outcome, or the exception the work function raised for it."""
-        if self._writer is None:
-            raise ProcessStopped("The prediction process is not running; try again in a moment.")
+        if not self.running:
+            raise ProcessStopped("The prediction process is restarting; try again in a moment.")
+        assert self._writer is not None
         job_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[job_id] = future
+        self._pending[job_id] = (future, time.monotonic())
         self._writer.write(_frame((job_id, job)))
         try:
             return await future
         finally:
             self._pending.pop(job_id, None)
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    async def _read(self, reader: asyncio.StreamReader, started: asyncio.Future[None]) -> None:
         try:
             while True:
                 (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
                 job_id, outcome = pickle.loads(await reader.readexactly(size))  # noqa: S301
-                future = self._pending.get(job_id)
-                if future is None or future.done():  # its request was cancelled meanwhile
+                self._last_sign = time.monotonic()
+                if job_id == READY:
+                    self._ready = True
+                    started.set_result(None)
+                    continue
+                entry = self._pending.get(job_id)
+                if entry is None or entry[0].done():  # ALIVE, or its request was cancelled
                     continue
                 if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
+                    entry[0].set_exception(outcome)
                 else:
-                    future.set_result(outcome)
-        except (asyncio.IncompleteReadError, ConnectionError):
+                    entry[0].set_result(outcome)
+        except (asyncio.IncompleteReadError, ConnectionError) as error:
+            if not started.done():
+                started.set_exception(error)
             if not self._stopping:
-                log.error("prediction process %s stopped", self._pid)
+                log.error("prediction process %s stopped", self.pid)
         finally:
             self._disconnect()
+            await self._reap()
             if not self._stopping and self._on_exit is not None:
                 self._on_exit()
 
+    async def _watch(self) -> None:
+        """Kill the process when it has work and has shown no sign of life for `timeout` s."""
+        while self._writer is not None:
+            await asyncio.sleep(min(1.0, self._timeout / 4))
+            if not self._pending:
+                continue
+            _, oldest = next(iter(self._pending.values()))
+            silent = time.monotonic() - max(oldest, self._last_sign)
+            if silent > self._timeout:
+                log.error(
+                    "prediction process %s silent for %.1f s with %d jobs: killing it",
+                    self.pid,
+                    silent,
+                    len(self._pending),
+                )
+                self._kill("The prediction took too long and was stopped; try again later.")
+                return
+
+    def _kill(self, why: str) -> None:
+        self._why_stopped = why
+        if self._process is not None and self._process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGKILL)
+
     def _disconnect(self) -> None:
+        self._ready = False
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-        for future in self._pending.values():
+        for future, _ in self._pending.values():
             if not future.done():
-                future.set_exception(
-                    ProcessStopped("The prediction process stopped; try again in a moment.")
-                )
+                future.set_exception(ProcessStopped(self._why_stopped))
         self._pending.clear()
-        self._reap()
 
-    def _reap(self) -> None:
-        if self._pid is not None:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self._pid, 0)
-            self._pid = None
+    async def _reap(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            await asyncio.to_thread(process.join, 5)
+            if process.exitcode is None:  # still there after its socket closed: make sure
+                process.kill()
+                await asyncio.to_thread(process.join, 5)
 
     async def stop(self) -> None:
         """Close the connection; the prediction process sees it end, and exits."""
         self._stopping = True
-        task = self._reader_task
         if self._writer is not None:
             self._writer.close()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for task in (self._reader, self._watchdog):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

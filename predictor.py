@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import logging
 import threading
@@ -19,14 +18,18 @@ from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 import dataset
+import inference
 import metrics
 import model
 import preprocessing
 from config import Settings
 from errors import ModelNotReady, ServiceError
-from inference import PredictionProcess, ProcessStopped
+from inference import Limits, PredictionProcess, ProcessStopped
 
 log = logging.getLogger(__name__)
+
+RESTART_DELAY = 0.1  # seconds before a dead prediction process is replaced...
+MAX_RESTART_DELAY = 5.0  # ...doubling up to this while new ones keep dying young
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,48 @@ class Keeper(Protocol):
         self, jobs: list[Keep], results: list[Result | ServiceError]
     ) -> list[Kept | ServiceError]: ...
 
-    def after_fork(self) -> None: ...
+
+@dataclass(frozen=True)
+class Reader:
+    """Reads uploads: decode, preprocess, classify, and keep them in a history. This is what
+    the prediction process runs: it is pickled over to it, the model with it."""
+
+    model: model.DigitModel
+    max_image_pixels: int
+    keeper: Keeper | None = None
+
+    def __call__(self, jobs: list[list[bytes] | Keep]) -> list[Any]:
+        """Many jobs in one pass: uploads to classify (a list of Results and errors each), and
+        uploads to classify and keep (a Kept, or the error, each)."""
+        uploads = [
+            upload for job in jobs for upload in (job if isinstance(job, list) else [job.upload])
+        ]
+        results = iter(self.predict(uploads))
+        outcomes: list[Any] = [
+            [next(results) for _ in job] if isinstance(job, list) else next(results) for job in jobs
+        ]
+        keeps = [i for i, job in enumerate(jobs) if isinstance(job, Keep)]
+        if keeps:
+            if self.keeper is None:
+                raise RuntimeError("this Predictor keeps no history")
+            kept = self.keeper([jobs[i] for i in keeps], [outcomes[i] for i in keeps])  # type: ignore[misc]
+            for i, outcome in zip(keeps, kept, strict=True):
+                outcomes[i] = outcome
+        return outcomes
+
+    def predict(self, uploads: list[bytes]) -> list[Result | ServiceError]:
+        """Each upload's Result, or the error that upload alone gets."""
+        prepared = preprocessing.prepare_many(
+            uploads, self.max_image_pixels, guard=inference.upload_guard
+        )
+        good = [item for item in prepared if not isinstance(item, ServiceError)]
+        answers: Iterator[Result] = iter([])
+        if good:
+            digits = np.stack([digit for digit, _ in good])
+            types = [Image.MIME.get(kind, "application/octet-stream") for _, kind in good]
+            probabilities = self.model.probabilities(digits)
+            answers = iter(Result.many(probabilities, self.model.info.version, digits, types))
+        return [item if isinstance(item, ServiceError) else next(answers) for item in prepared]
 
 
 class Predictor:
@@ -94,10 +138,12 @@ class Predictor:
         self.settings = settings
         self.keeper = keeper
         self._model: model.DigitModel | None = None
+        self._reader: Reader | None = None
         self._thread: threading.Thread | None = None
         self.failure: str | None = None
         self._process: PredictionProcess | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._restart_delay = RESTART_DELAY
 
     def start(self) -> None:
         """Serve the cached model if it is usable; else get MNIST now and train in the background.
@@ -107,9 +153,9 @@ class Predictor:
         """
         started = time.perf_counter()
         try:
-            self._model = model.load(self.settings.model_path)
-            log.info("serving cached model %s", self._model.info.version)
-            metrics.model_loaded(self._model.info.version, time.perf_counter() - started)
+            self._use(model.load(self.settings.model_path))
+            log.info("serving cached model %s", self.model.info.version)
+            metrics.model_loaded(self.model.info.version, time.perf_counter() - started)
             return
         except model.UnusableCache as exc:
             log.info("no usable cached model (%s): training one", exc)
@@ -119,11 +165,16 @@ class Predictor:
         )
         self._thread.start()
 
+    def _use(self, served: model.DigitModel) -> None:
+        self._reader = Reader(served, self.settings.max_image_pixels, self.keeper)
+        self._model = served
+
     def _train(self, mnist: dataset.Mnist) -> None:
         started = time.perf_counter()
         try:
-            self._model, _ = model.load_or_train(self.settings, mnist_loader=lambda: mnist)
-            metrics.model_loaded(self._model.info.version, time.perf_counter() - started)
+            trained, _ = model.load_or_train(self.settings, mnist_loader=lambda: mnist)
+            self._use(trained)
+            metrics.model_loaded(trained.info.version, time.perf_counter() - started)
             if self._loop is not None:  # serving already: the prediction process can start now
                 asyncio.run_coroutine_threadsafe(self._start_process(), self._loop)
         except Exception as exc:  # reported by /ready; the process keeps answering /health
@@ -131,9 +182,15 @@ class Predictor:
             self.failure = f"{type(exc).__name__}: {exc}"
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the model is loaded or training failed (tests use it). True when ready."""
+        """Block until the model is loaded and, with a prediction process, that process serves,
+        or until training failed (tests use it). True when ready."""
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
         if self._thread is not None:
             self._thread.join(timeout)
+        while self.unavailable() is not None and self.failure is None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
         return self._model is not None
 
     @property
@@ -144,6 +201,16 @@ class Predictor:
             raise ModelNotReady("The model is still training; try again in a minute.")
         return self._model
 
+    def unavailable(self) -> str | None:
+        """Why predictions cannot be served right now (for /ready), or None when they can."""
+        try:
+            self.model  # noqa: B018
+        except ModelNotReady as exc:
+            return exc.detail
+        if self.settings.prediction_process and not (self._process and self._process.running):
+            return "The prediction process is starting; try again in a moment."
+        return None
+
     async def serve(self) -> None:
         """Start the prediction process once the model is loaded: now, or when training ends."""
         if not self.settings.prediction_process:
@@ -153,20 +220,36 @@ class Predictor:
             await self._start_process()
 
     async def _start_process(self) -> None:
+        if self._loop is None:  # stopped meanwhile
+            return
+        assert self._reader is not None
+        settings = self.settings
         process = PredictionProcess(
-            self._work,
+            self._reader,
+            Limits(seconds=settings.max_upload_seconds, memory=settings.max_upload_memory),
+            timeout=settings.prediction_timeout,
             on_exit=self._process_exited,
-            after_fork=self.keeper.after_fork if self.keeper else None,
         )
-        await process.start()
         self._process = process
+        self._process_started = time.monotonic()
+        try:
+            await process.start()
+        except Exception:
+            log.exception("the prediction process did not start")
 
     def _process_exited(self) -> None:
-        """The prediction process died (killed, out of memory): answer in threads meanwhile,
-        and start a new one in a second."""
-        self._process = None
-        if self._loop is not None:
-            self._loop.call_later(1, lambda: asyncio.ensure_future(self._start_process()))
+        """The prediction process died (killed, out of memory, hung): start a new one at once,
+        or after a growing pause if they keep dying young."""
+        if self._loop is None:
+            return
+        lived = time.monotonic() - self._process_started
+        self._restart_delay = (
+            RESTART_DELAY if lived > 10 else min(MAX_RESTART_DELAY, 2 * self._restart_delay)
+        )
+        log.info("starting a new prediction process in %.1f s", self._restart_delay)
+        self._loop.call_later(
+            self._restart_delay, lambda: asyncio.ensure_future(self._start_process())
+        )
 
     async def stop(self) -> None:
         process, self._process, self._loop = self._process, None, None
@@ -199,50 +282,14 @@ class Predictor:
 
     async def _run(self, job: Any) -> Any:
         self.model  # noqa: B018 -- while training: 503 at once
-        if self._process is not None and self._process.running:
-            with contextlib.suppress(ProcessStopped):  # it died with this job: do it here
-                return await self._process.run(job)
-        (outcome,) = await run_in_threadpool(self._work, [job])
+        assert self._reader is not None
+        if self.settings.prediction_process:
+            # Never done anywhere else when the process is away: an upload that killed it
+            # would kill the server next.
+            if self._process is None:
+                raise ProcessStopped("The prediction process is starting; try again in a moment.")
+            return await self._process.run(job)
+        (outcome,) = await run_in_threadpool(self._reader, [job])
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
-
-    def _work(self, jobs: list[list[bytes] | Keep]) -> list[Any]:
-        """Many jobs in one pass: uploads to classify (a list of Results and errors each), and
-        uploads to classify and keep (a Kept, or the error, each)."""
-        uploads = [
-            upload for job in jobs for upload in (job if isinstance(job, list) else [job.upload])
-        ]
-        results = iter(self._predict_uploads(uploads))
-        outcomes: list[Any] = [
-            [next(results) for _ in job] if isinstance(job, list) else next(results) for job in jobs
-        ]
-        keeps = [i for i, job in enumerate(jobs) if isinstance(job, Keep)]
-        if keeps:
-            if self.keeper is None:
-                raise RuntimeError("this Predictor keeps no history")
-            kept = self.keeper([jobs[i] for i in keeps], [outcomes[i] for i in keeps])  # type: ignore[misc]
-            for i, outcome in zip(keeps, kept, strict=True):
-                outcomes[i] = outcome
-        return outcomes
-
-    def _predict_uploads(self, uploads: list[bytes]) -> list[Result | ServiceError]:
-        served = self.model
-        images = [
-            preprocessing.decode_or_error(data, self.settings.max_image_pixels) for data in uploads
-        ]
-        prepared = preprocessing.normalise_many(images)
-        good = [
-            (image, item)
-            for image, item in zip(images, prepared, strict=True)
-            if isinstance(item, np.ndarray) and isinstance(image, Image.Image)
-        ]
-        answers: Iterator[Result] = iter([])
-        if good:
-            digits = np.stack([item for _, item in good])
-            types = [
-                Image.MIME.get(image.format or "", "application/octet-stream") for image, _ in good
-            ]
-            version = served.info.version
-            answers = iter(Result.many(served.probabilities(digits), version, digits, types))
-        return [item if isinstance(item, ServiceError) else next(answers) for item in prepared]

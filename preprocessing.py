@@ -21,12 +21,22 @@ whole batch at once.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from scipy import ndimage
 
-from errors import EmptyUpload, InvalidImage, NoDigitFound, PayloadTooLarge, ServiceError
+from errors import (
+    EmptyUpload,
+    InvalidImage,
+    NoDigitFound,
+    PayloadTooLarge,
+    ServiceError,
+    TooCostly,
+)
 
 SIDE = 28  # MNIST frame
 BOX = 20  # longer side of the digit inside the frame
@@ -55,6 +65,11 @@ RESTROKE = 4  # large digits are redrawn at 4x the final 20 px...
 STROKE_RANGE = (2.4, 3.0)  # ...with strokes this wide (px at 20 px); MNIST's median is 2.69
 
 NOT_AN_IMAGE = "File provided is not an image."
+# The formats served (Pillow's names), recognised by content. README lists the same.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"
+
+T = TypeVar("T")
 NO_DIGIT = "No digit found in the image."
 
 # decode() checks every image's pixel count against the configured limit before a single pixel
@@ -66,16 +81,22 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
 def decode(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode an upload, checking its pixel count before any pixel is decompressed.
+    """Decode an upload, checking its format and pixel count before any pixel is decompressed.
 
-    `info["lossy"]` tells whether the pixels carry compression artefacts (JPEG).
+    Only the formats in FORMATS are decoded, told by their content, not their name: Pillow
+    reads dozens more, some of which trust sizes their headers claim (an ICNS file of 241 kB
+    once asked for 16 GB). `info["lossy"]` tells whether the pixels carry compression
+    artefacts (JPEG).
     """
     if not data:
         raise EmptyUpload("The uploaded file is empty.")
     try:
-        image: Image.Image = Image.open(io.BytesIO(data))  # reads the header only
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise InvalidImage(NOT_AN_IMAGE) from exc
+        # reads the header only
+        image: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except (MemoryError, ServiceError):  # over the upload's budget (see prepare_many)
+        raise
+    except Exception as exc:
+        raise InvalidImage(_not_supported(data)) from exc
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLarge(
@@ -92,10 +113,57 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
+    except (MemoryError, ServiceError):  # over the upload's budget (see prepare_many)
+        raise
+    except Exception as exc:  # each decoder fails in its own way (OSError, ValueError,
+        # NotImplementedError for variants it does not know, ...): all mean the same to a user
         raise InvalidImage(f"The image is truncated or corrupt ({exc}).") from exc
     image.info["lossy"] = lossy
     return image
+
+
+def _not_supported(data: bytes) -> str:
+    """Why an upload is refused: not an image at all, or an image of a format not served."""
+    try:
+        with Image.open(io.BytesIO(data)) as other:  # header only, never decoded
+            kind = other.format
+    except Exception:
+        return NOT_AN_IMAGE
+    return f"{kind} images are not supported; send {FORMAT_NAMES}."
+
+
+def prepare_many(
+    uploads: list[bytes],
+    max_pixels: int,
+    guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> list[tuple[np.ndarray, str] | ServiceError]:
+    """Each upload as a 28x28 digit with the format it decoded as, or the error that upload
+    alone gets. The work on each upload runs inside `guard()`, which may bound its cost; any
+    failure, foreseen or not, fails its own upload and no other."""
+    images = [_guarded(guard, decode, data, max_pixels) for data in uploads]
+    digits = normalise_many(images, guard)
+    prepared: list[tuple[np.ndarray, str] | ServiceError] = []
+    for image, digit in zip(images, digits, strict=True):
+        if isinstance(digit, ServiceError):  # the image's own error passes through as it
+            prepared.append(digit)
+        else:
+            assert isinstance(image, Image.Image)
+            prepared.append((digit, image.format or ""))
+    return prepared
+
+
+def _guarded(
+    guard: Callable[[], AbstractContextManager[None]], work: Callable[..., T], *args: Any
+) -> T | ServiceError:
+    try:
+        with guard():
+            return work(*args)
+    except ServiceError as error:
+        return error
+    except MemoryError:
+        return TooCostly("The image needs more memory to decode than one upload may use.")
+    except Exception as error:
+        return InvalidImage(f"The image could not be read ({type(error).__name__}: {error}).")
 
 
 def _shrink(image: Image.Image) -> Image.Image:
@@ -398,18 +466,16 @@ def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
 
 def preprocess_many(uploads: list[bytes], max_pixels: int) -> list[np.ndarray | ServiceError]:
     """`preprocess` for many uploads at once: each item a digit, or the error for that upload."""
-    return normalise_many([decode_or_error(data, max_pixels) for data in uploads])
+    return [
+        item if isinstance(item, ServiceError) else item[0]
+        for item in prepare_many(uploads, max_pixels)
+    ]
 
 
-def decode_or_error(data: bytes, max_pixels: int) -> Image.Image | ServiceError:
-    """`decode`, with its refusal returned rather than raised (for batches)."""
-    try:
-        return decode(data, max_pixels)
-    except ServiceError as error:
-        return error
-
-
-def normalise_many(images: list[Image.Image | ServiceError]) -> list[np.ndarray | ServiceError]:
+def normalise_many(
+    images: list[Image.Image | ServiceError],
+    guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> list[np.ndarray | ServiceError]:
     """`normalise` for many decoded images at once; errors in the list pass through.
 
     Images already in MNIST's normal form are recognised together, with whole-batch array
@@ -429,10 +495,7 @@ def normalise_many(images: list[Image.Image | ServiceError]) -> list[np.ndarray 
                 results[index] = pixels.astype(np.float32) / 255
     for index, image in decoded:
         if results[index] is None:  # the normal-form check above already failed for these
-            try:
-                results[index] = _normalise_fully(image)
-            except ServiceError as error:
-                results[index] = error
+            results[index] = _guarded(guard, _normalise_fully, image)
     return [result for result in results if result is not None]
 
 

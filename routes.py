@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 import schemas
 from accounts import presented_token
-from errors import ModelNotReady, PayloadTooLarge, ServiceError, human_size
+from errors import PayloadTooLarge, ServiceError, human_size
 from predictor import Predictor, Result
 
 router = APIRouter()
@@ -149,16 +149,16 @@ async def health() -> schemas.Health:
 @router.get(
     "/ready",
     response_model=schemas.Ready,
-    responses={503: {"model": schemas.Error, "description": "Still training"}},
+    responses={503: {"model": schemas.Error, "description": "Training, or restarting"}},
     tags=["operations"],
 )
 async def ready(predictor: PredictorDep) -> schemas.Ready | JSONResponse:
-    """Readiness: 200 once the model is loaded, 503 while it trains."""
-    try:
-        served = predictor.model
-    except ModelNotReady as exc:
-        return JSONResponse({"detail": exc.detail}, status_code=503)
-    return schemas.Ready(status="ready", model_version=served.info.version)
+    """Readiness: 200 while predictions can be served; 503 while the model trains or the
+    prediction process (re)starts."""
+    why = predictor.unavailable()
+    if why is not None:
+        return JSONResponse({"detail": why}, status_code=503)
+    return schemas.Ready(status="ready", model_version=predictor.model.info.version)
 
 
 @router.get(

@@ -251,7 +251,7 @@ def test_one_pass_keeps_each_job_for_its_own_token_or_refuses_it(
         Keep(accounts.hash_token("not a token"), b"not an image"),
         Keep(accounts.hash_token(bob), digit),
     ]
-    results = predictor._predict_uploads([job.upload for job in jobs])
+    results = predictor._reader.predict([job.upload for job in jobs])
     outcomes = keeper(jobs, results)
     kinds = [
         type(outcome).__name__ if isinstance(outcome, Exception) else outcome[1]["result"]

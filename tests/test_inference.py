@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import multiprocessing.forkserver
 import os
 import signal
 import socket
@@ -11,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 import dataset
 import inference
 import styles
 from conftest import make_settings
+from errors import InvalidImage
 from main import create_app
 
 
@@ -52,25 +57,39 @@ def test_jobs_waiting_together_are_done_in_one_pass_each_with_its_own_outcome() 
     assert answers == [(7, "AB"), (8, "C")]
 
 
-def test_a_failing_pass_fails_each_of_its_jobs() -> None:
-    def work(jobs: list[bytes]) -> list[object]:
-        raise ValueError("broken")
+def test_a_failing_pass_is_done_again_job_by_job_so_only_the_bad_one_fails() -> None:
+    passes: list[list[str]] = []
+
+    def work(jobs: list[str]) -> list[object]:
+        passes.append(jobs)
+        if "bad" in jobs:
+            raise NotImplementedError("a decoder variant nobody wrote")
+        return [job.upper() for job in jobs]
 
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        ours.sendall(inference._frame((1, [b"a"])) + inference._frame((2, [b"b"])))
+        ours.sendall(b"".join(inference._frame(job) for job in [(1, "a"), (2, "bad"), (3, "c")]))
         ours.shutdown(socket.SHUT_WR)
         inference._serve(theirs, work)
-        answers = inference._Frames(ours).wait()
-    assert [(job, type(error), str(error)) for job, error in answers or []] == [
-        (1, ValueError, "broken"),
-        (2, ValueError, "broken"),
-    ]
+        answers = inference._Frames(ours).wait() or []
+    assert passes == [["a", "bad", "c"], ["a"], ["bad"], ["c"]]
+    assert answers[0] == (1, "A") and answers[2] == (3, "C")
+    job, error = answers[1]
+    assert (job, type(error), str(error)) == (
+        2,
+        InvalidImage,
+        "The image could not be processed (NotImplementedError: a decoder variant nobody wrote).",
+    )
 
 
 def test_an_outcome_that_cannot_be_sent_fails_its_request_only() -> None:
+    def unsendable() -> InvalidImage:
+        error = InvalidImage("bad")
+        error.view = memoryview(b"x")  # type: ignore[attr-defined]
+        return error
+
     def work(jobs: list[str]) -> list[object]:
-        return [ValueError(memoryview(b"x")) if job == "bad" else job for job in jobs]
+        return [unsendable() if job == "bad" else job for job in jobs]
 
     ours, theirs = socket.socketpair()
     with ours, theirs:
@@ -79,8 +98,8 @@ def test_an_outcome_that_cannot_be_sent_fails_its_request_only() -> None:
         inference._serve(theirs, work)
         answers = inference._Frames(ours).wait() or []
     assert [job for job, _ in answers] == [1, 2]
-    assert isinstance(answers[0][1], RuntimeError)
-    assert str(answers[0][1]).startswith("ValueError could not be sent back")
+    assert isinstance(answers[0][1], InvalidImage)
+    assert str(answers[0][1]).startswith("The image could not be processed (TypeError: cannot")
     assert answers[1][1] == "good"
 
 
@@ -93,7 +112,7 @@ def test_the_server_predicts_in_its_prediction_process(
 ) -> None:
     predictor = client.app.state.predictor  # type: ignore[attr-defined]
     assert predictor._process is not None and predictor._process.running
-    child = predictor._process._pid
+    child = predictor._process.pid
     assert child != os.getpid()
     response = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
     assert response.status_code == 200
@@ -107,27 +126,129 @@ def test_the_server_predicts_in_its_prediction_process(
     )
 
 
-def test_a_killed_prediction_process_is_replaced_and_no_request_fails(
+def test_a_killed_prediction_process_is_replaced_and_nothing_is_retried_meanwhile(
     client: TestClient, holdout: dataset.Digits
 ) -> None:
     predictor = client.app.state.predictor  # type: ignore[attr-defined]
-    child = predictor._process._pid
+    child = predictor._process.pid
     os.kill(child, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    answers = []
-    # meanwhile the thread pool answers; within seconds a new process takes over
+    answers = set()
+    # meanwhile: 503 with Retry-After, /ready says so; within seconds a new process serves
     while time.monotonic() < deadline:
         response = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
-        answers.append((response.status_code, response.json().get("prediction")))
+        if response.status_code == 503:
+            assert response.headers["retry-after"] == "1"
+            answers.add((503, response.json()["detail"]))
+        else:
+            answers.add((response.status_code, response.json()["prediction"]))
         process = predictor._process
-        if process is not None and process.running and process._pid != child:
+        if process is not None and process.running and process.pid != child:
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     else:
         pytest.fail("no new prediction process within 10 s")
-    assert set(answers) == {(200, "3")}
+    assert answers <= {
+        (200, "3"),  # before the server saw it die
+        (503, "The prediction process stopped; try again in a moment."),
+        (503, "The prediction process is restarting; try again in a moment."),
+    }
+    assert client.get("/ready").status_code == 200
     response = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
     assert response.json()["prediction"] == "3"
+
+
+def test_ready_is_false_while_the_prediction_process_is_down(
+    client: TestClient, holdout: dataset.Digits
+) -> None:
+    predictor = client.app.state.predictor  # type: ignore[attr-defined]
+    predictor._restart_delay = predictor._process_started = 0  # so the next waits 0.2 s
+    process = predictor._process
+    os.kill(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while process.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    answer = client.get("/ready")
+    assert (answer.status_code, answer.json()) == (
+        503,
+        {"detail": "The prediction process is starting; try again in a moment."},
+    )
+    assert predictor.wait(10)
+    assert client.get("/ready").status_code == 200
+
+
+def test_the_fork_server_has_no_threads_to_copy(client: TestClient) -> None:
+    server = multiprocessing.forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert server is not None
+    assert os.listdir(f"/proc/{server}/task") == [str(server)]  # one thread: its main thread
+    predictor = client.app.state.predictor  # type: ignore[attr-defined]
+    assert os.getppid() != predictor._process.pid
+    status = Path(f"/proc/{predictor._process.pid}/status").read_text()
+    assert f"PPid:\t{server}\n" in status  # forked by the fork server, not by this process
+
+
+def sleepy(jobs: list[float]) -> list[float]:
+    """A work function for the watchdog test (module level: it travels to the process)."""
+    time.sleep(jobs[0])
+    return jobs
+
+
+def test_the_watchdog_kills_a_silent_process_and_fails_its_requests_with_503() -> None:
+    exits: list[float] = []
+
+    async def scenario() -> None:
+        process = inference.PredictionProcess(
+            sleepy,
+            inference.Limits(seconds=60, memory=1 << 30),
+            timeout=0.5,
+            on_exit=lambda: exits.append(time.monotonic()),
+        )
+        await process.start()
+        assert await process.run(0.0) == 0.0
+        started = time.monotonic()
+        with pytest.raises(inference.ProcessStopped) as stopped:
+            await process.run(60.0)
+        assert stopped.value.status_code == 503
+        assert stopped.value.detail == (
+            "The prediction took too long and was stopped; try again later."
+        )
+        assert time.monotonic() - started < 5
+        await asyncio.sleep(0.1)
+        assert not process.running
+        await process.stop()
+
+    asyncio.run(scenario())
+    assert len(exits) == 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "detail"),
+    [
+        ({"max_upload_memory": 50_000_000}, "The image needs more memory to decode than one"),
+        ({"max_upload_seconds": 0.05}, "The image took over 0.05 s to decode and prepare;"),
+    ],
+)
+def test_an_upload_over_its_memory_or_time_fails_alone_and_the_process_goes_on(
+    tmp_path: Path,
+    model_file: Path,
+    holdout: dataset.Digits,
+    limit: dict[str, float],
+    detail: str,
+) -> None:
+    settings = make_settings(tmp_path, model_path=model_file, **limit)
+    # 6000 x 6000 white pixels: a 100 kB PNG, 144 MB once decoded (RGBX), ~0.2 s to decode
+    costly = io.BytesIO()
+    Image.new("RGB", (6000, 6000), "white").save(costly, format="PNG")
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.predictor.wait(30)  # type: ignore[attr-defined]
+        pid = client.app.state.predictor._process.pid  # type: ignore[attr-defined]
+        answer = client.post("/predict/mnist", files={"file": costly.getvalue()})
+        assert answer.status_code == 413
+        assert answer.json()["detail"].startswith(detail)
+        answer = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
+        assert (answer.status_code, answer.json()["prediction"]) == (200, "3")
+        assert client.app.state.predictor._process.pid == pid  # type: ignore[attr-defined]
 
 
 def test_without_the_prediction_process_the_thread_pool_predicts(
