@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
 
 import accounts
 import db
@@ -18,18 +18,29 @@ import schemas
 from accounts import CallerDep, presented_token
 from errors import ServiceError
 from predictor import Predictor
-from routes import ERRORS, Include, json_response, processed, read_upload
+from routes import ERRORS, NOT_EMPTY, Include, json_response, processed, read_upload
 
 router = APIRouter(prefix="/api", tags=["accounts and history"])
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.Error, "description": "Missing, invalid or expired token"},
 }
+JSON_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Error, "description": "The body cannot be parsed (not UTF-8 JSON)"},
+    413: {"model": schemas.Error, "description": "The body is over 64 kB"},
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.Error, "description": "No such prediction in your history"},
 }
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# Every integer a client sends is bounded, so the database never sees one it cannot hold:
+# ids as PostgreSQL's integer, offsets (page numbers times sizes included) likewise.
+MAX_ID = 2**31 - 1
+MAX_OFFSET = 2**31 - 1
+MAX_PAGE = MAX_OFFSET // MAX_PAGE_SIZE + 1
+
+PredictionId = Annotated[int, Path(ge=1, le=MAX_ID, description="The prediction's id.")]
 
 
 class NotFound(ServiceError):
@@ -47,7 +58,10 @@ def _engine(request: Request) -> Any:
     "/register/",
     status_code=201,
     response_model=schemas.Registered,
-    responses={409: {"model": schemas.Error, "description": "Username taken"}},
+    responses={
+        409: {"model": schemas.Error, "description": "Username taken"},
+        **JSON_BODY_ERRORS,
+    },
 )
 def register(body: schemas.UserCreate, request: Request) -> schemas.Registered:
     """Create an account and get a login token."""
@@ -65,6 +79,7 @@ def register(body: schemas.UserCreate, request: Request) -> schemas.Registered:
     responses={
         400: {"model": schemas.Error, "description": "Wrong username or password"},
         429: {"model": schemas.Error, "description": "Too many failed logins; see Retry-After"},
+        **JSON_BODY_ERRORS,
     },
 )
 def login(body: schemas.LoginRequest, request: Request) -> schemas.LoggedIn:
@@ -131,7 +146,9 @@ def _item(record: dict[str, Any], image_urls: str) -> schemas.HistoryItem:
 )
 async def predict(
     request: Request,
-    image: Annotated[UploadFile, File(description="An image of one digit.")],
+    image: Annotated[
+        UploadFile, File(description="An image of one digit.", json_schema_extra=NOT_EMPTY)
+    ],
     include: Include = None,
 ) -> Response:
     """Recognise a digit and keep the prediction, with the upload, in your history."""
@@ -156,13 +173,13 @@ def history_page(
     caller: CallerDep,
     request: Request,
     limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    page: Annotated[int | None, Query(ge=1)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    page: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> schemas.HistoryPage:
     """Your predictions, newest first: `limit`/`offset`, or `page` (and `page_size`)."""
     if page is not None:
-        size, start = page_size, (page - 1) * page_size
+        size, start = page_size, min((page - 1) * page_size, MAX_OFFSET)
     else:
         size, start = limit or DEFAULT_PAGE_SIZE, offset
     total, records = db.list_predictions(
@@ -189,7 +206,9 @@ def history_page(
     response_model=schemas.HistoryItem,
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
-def history_item(prediction_id: int, caller: CallerDep, request: Request) -> schemas.HistoryItem:
+def history_item(
+    prediction_id: PredictionId, caller: CallerDep, request: Request
+) -> schemas.HistoryItem:
     """One of your predictions."""
     record = db.get_prediction(
         _engine(request), user_id=caller.user_id, prediction_id=prediction_id
@@ -209,7 +228,7 @@ def history_item(prediction_id: int, caller: CallerDep, request: Request) -> sch
         **NOT_FOUND,
     },
 )
-def history_image(prediction_id: int, caller: CallerDep, request: Request) -> Response:
+def history_image(prediction_id: PredictionId, caller: CallerDep, request: Request) -> Response:
     """The image you uploaded for one of your predictions."""
     found = db.get_prediction_image(
         _engine(request), user_id=caller.user_id, prediction_id=prediction_id
@@ -222,7 +241,9 @@ def history_image(prediction_id: int, caller: CallerDep, request: Request) -> Re
 
 
 @router.delete("/history/{prediction_id}/", status_code=204, responses={**AUTH_ERRORS, **NOT_FOUND})
-def delete_history_item(prediction_id: int, caller: CallerDep, request: Request) -> Response:
+def delete_history_item(
+    prediction_id: PredictionId, caller: CallerDep, request: Request
+) -> Response:
     """Delete one of your predictions and its image."""
     if not db.delete_prediction(
         _engine(request), user_id=caller.user_id, prediction_id=prediction_id

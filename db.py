@@ -62,6 +62,9 @@ predictions = sa.Table(
     sa.Column("image_size", sa.Integer, nullable=False),
     sa.Column("image_sha256", sa.String(64), nullable=False),
     sa.Index("ix_predictions_user_newest", "user_id", "created_at", "id"),
+    # ids are never reused (SQLite would hand out a deleted newest id again, and an old link
+    # would then show someone's new image); PostgreSQL's sequences never reuse them anyway
+    sqlite_autoincrement=True,
 )
 
 login_failures = sa.Table(
@@ -88,6 +91,25 @@ def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     return migrate
 
 
+def _never_reuse_prediction_ids(connection: Connection) -> None:
+    """SQLite: remake the predictions table with AUTOINCREMENT, every row kept as it is."""
+    if connection.dialect.name != "sqlite":
+        return
+    made = connection.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'predictions'"
+    ).scalar_one()
+    if "AUTOINCREMENT" in made.upper():  # made by migration 1 from today's table definition
+        return
+    connection.exec_driver_sql("ALTER TABLE predictions RENAME TO predictions_before_2")
+    connection.exec_driver_sql("DROP INDEX ix_predictions_user_newest")
+    predictions.create(connection)
+    names = ", ".join(column.name for column in predictions.c)
+    connection.exec_driver_sql(
+        f"INSERT INTO predictions ({names}) SELECT {names} FROM predictions_before_2"  # noqa: S608 -- our own column names
+    )
+    connection.exec_driver_sql("DROP TABLE predictions_before_2")
+
+
 # Numbered migrations, applied in order, each once. Append; never edit a published one.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (
@@ -95,6 +117,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
         "users, tokens, predictions, login failures",
         _create(users, tokens, predictions, login_failures),
     ),
+    (2, "prediction ids are never reused", _never_reuse_prediction_ids),
 ]
 
 PREDICTION_COLUMNS = [c for c in predictions.c if c.name != "image"]
@@ -235,7 +258,7 @@ def create_user(engine: Engine, *, username: str, email: str, password_hash: str
             ).one()
     except sa.exc.IntegrityError as exc:
         raise Conflict(username) from exc
-    return dict(row._mapping)
+    return _user(row)
 
 
 def find_user(engine: Engine, *, username: str) -> dict[str, Any] | None:
@@ -243,7 +266,7 @@ def find_user(engine: Engine, *, username: str) -> dict[str, Any] | None:
         row = connection.execute(
             sa.select(users).where(users.c.username_key == username.casefold())
         ).first()
-    return dict(row._mapping) if row else None
+    return _user(row) if row else None
 
 
 def get_user(engine: Engine, *, user_id: int) -> dict[str, Any] | None:
@@ -253,7 +276,13 @@ def get_user(engine: Engine, *, user_id: int) -> dict[str, Any] | None:
                 users.c.id == user_id
             )
         ).first()
-    return dict(row._mapping) if row else None
+    return _user(row) if row else None
+
+
+def _user(row: Any) -> dict[str, Any]:
+    record = dict(row._mapping)
+    record["created_at"] = _utc(record["created_at"])
+    return record
 
 
 # --- tokens -------------------------------------------------------------------------------

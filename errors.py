@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 
 class ServiceError(Exception):
     """An error a client can act on: `detail` says what was wrong and how to fix it."""
@@ -65,6 +68,20 @@ class DatabaseUnavailable(ServiceError):
 
 class DatasetError(RuntimeError):
     """MNIST could not be read or obtained. Raised at training time, never to a client."""
+
+
+def encodable(value: Any) -> Any:
+    """`value` (JSON-like) with what JSON cannot carry made printable: NaN and infinities as
+    strings, lone surrogates as backslash escapes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {encodable(key): encodable(item) for key, item in value.items()}
+    return value
 
 
 def human_size(n_bytes: int) -> str:

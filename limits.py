@@ -9,36 +9,39 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from errors import human_size
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file itself
+MAX_OTHER_BODY = 64 * 1024  # any other body: JSON of a login or registration is far smaller
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 when a body declares, or streams, more than the upload limit allows.
+    """ASGI middleware: 413 when a body declares, or streams, more than its path allows.
 
-    A declared Content-Length over the limit is refused before a byte is read; a chunked body
-    is counted as it arrives and cut off as soon as it passes the limit.
+    Upload paths are allowed their upload limit (and multipart framing); every other path a
+    small body. A declared Content-Length over the limit is refused before a byte is read; a
+    chunked body is counted as it arrives and cut off as soon as it passes the limit.
     """
 
-    def __init__(
-        self, app: ASGIApp, max_upload_bytes: int, larger: dict[str, int] | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, uploads: dict[str, tuple[int, str]]) -> None:
         self.app = app
-        self.max_upload_bytes = max_upload_bytes
-        self.larger = larger or {}  # paths allowed more (batches), and their limits
+        self.uploads = uploads  # path: (its limit, advice when over it)
 
-    def _limit(self, scope: Scope) -> int:
-        return self.larger.get(scope["path"], self.max_upload_bytes)
+    def _limits(self, scope: Scope) -> tuple[int, int, str]:
+        """(the limit to name, the body size allowed, advice) for this request's path."""
+        upload = self.uploads.get(scope["path"])
+        if upload is None:
+            return MAX_OTHER_BODY, MAX_OTHER_BODY, "Send a smaller request body."
+        limit, advice = upload
+        return limit, limit + MULTIPART_OVERHEAD, advice
 
-    def _message(self, scope: Scope, size: int, limit: int) -> str:
-        many = scope["path"] in self.larger
-        advice = "Send fewer or smaller images." if many else "Send a smaller image."
-        return f"Upload is {human_size(size)}; the limit is {human_size(limit)}. {advice}"
+    def _message(self, scope: Scope, size: int) -> str:
+        limit, _, advice = self._limits(scope)
+        what = "Upload" if scope["path"] in self.uploads else "Request body"
+        return f"{what} is {human_size(size)}; the limit is {human_size(limit)}. {advice}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope)
-        max_body = limit + MULTIPART_OVERHEAD
+        _, max_body, _ = self._limits(scope)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             try:
@@ -51,7 +54,7 @@ class BodySizeLimit:
                 )
                 return
             if size > max_body:
-                await JSONResponse({"detail": self._message(scope, size, limit)}, 413)(
+                await JSONResponse({"detail": self._message(scope, size)}, 413)(
                     scope, receive, send
                 )
                 return
@@ -64,7 +67,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_body:
-                    raise HTTPException(413, self._message(scope, received, limit))
+                    raise HTTPException(413, self._message(scope, received))
             return message
 
         await self.app(scope, counted_receive, send)

@@ -8,12 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 import api
 import db
+import errors
 import history
 import logs
 import metrics
@@ -32,6 +38,12 @@ canvas drawings, or MNIST-format images. Upload with `POST /predict/mnist` (mult
 `file`). Registered users (`/api/register/`, `/api/login/`) send `Authorization: Token <key>`
 and keep their predictions, with the uploads, in a history of their own (`/api/history/`).
 """
+
+
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+UNPARSABLE_BODY = (
+    "The request body cannot be parsed: send JSON in UTF-8, or a multipart/form-data upload."
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -69,10 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(metrics.router)
     pages.mount(app)
+    one_image = (settings.max_upload_bytes, "Send a smaller image.")
     app.add_middleware(
         BodySizeLimit,
-        max_upload_bytes=settings.max_upload_bytes,
-        larger={"/predict/mnist/batch": settings.max_batch_bytes},
+        uploads={
+            "/predict/mnist": one_image,
+            "/api/predict/": one_image,
+            "/predict/mnist/batch": (settings.max_batch_bytes, "Send fewer or smaller images."),
+        },
     )
     app.add_middleware(metrics.RequestMetrics)  # outermost: it sees every answer, 413s too
 
@@ -81,6 +97,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each input back, and fails (a 500) on inputs JSON
+        # cannot carry: NaN, lone surrogates
+        return JSONResponse({"detail": errors.encodable(jsonable_encoder(exc.errors()))}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route matching the path only
+            # (GET of a history item, not its DELETE): name those of every route
+            allowed = [
+                method
+                for method in METHODS
+                if any(
+                    route.matches({**request.scope, "method": method})[0] == Match.FULL
+                    for route in app.router.routes
+                )
+            ]
+            headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+            return JSONResponse({"detail": exc.detail}, 405, headers=headers)
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            exc = StarletteHTTPException(400, UNPARSABLE_BODY)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

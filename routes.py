@@ -18,10 +18,22 @@ router = APIRouter()
 JSON = "application/json"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.Error, "description": "Not an image, damaged, empty, or no digit in it"},
+    400: {
+        "model": schemas.Error,
+        "description": "Not an image, damaged, empty, of a format not served, no digit in it, "
+        "or a multipart body that cannot be parsed",
+    },
     401: {"model": schemas.Error, "description": "A token was sent, but it is invalid or expired"},
-    413: {"model": schemas.Error, "description": "Upload or image dimensions over the limit"},
-    503: {"model": schemas.Error, "description": "The model is still training"},
+    413: {
+        "model": schemas.Error,
+        "description": "Upload or image dimensions over the limit, or the image would take "
+        "more memory or time to decode than one upload may",
+    },
+    503: {
+        "model": schemas.Error,
+        "description": "The model is still training, or the prediction process is restarting "
+        "(see Retry-After)",
+    },
 }
 
 
@@ -44,6 +56,8 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+NOT_EMPTY = {"minLength": 1}  # a rule the API enforces on an upload, stated in the schema too
+
 Include = Annotated[
     Literal["processed"] | None,
     Query(description="'processed': also return the 28x28 image the model classified."),
@@ -60,7 +74,11 @@ Include = Annotated[
 async def predict_mnist(
     request: Request,
     file: Annotated[
-        UploadFile, File(description="An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF.")
+        UploadFile,
+        File(
+            description="An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF.",
+            json_schema_extra=NOT_EMPTY,
+        ),
     ],
     include: Include = None,
 ) -> Response:
@@ -99,6 +117,7 @@ async def processed(result: Result) -> str:
     "/predict/mnist/batch",
     response_model=schemas.BatchPrediction,
     responses={
+        400: {"model": schemas.Error, "description": "The multipart body cannot be parsed"},
         413: {"model": schemas.Error, "description": "Too many files, or too many bytes in all"},
         422: {"description": "No files sent"},
         503: ERRORS[503],
@@ -108,7 +127,12 @@ async def processed(result: Result) -> str:
 async def predict_mnist_batch(
     predictor: PredictorDep,
     files: Annotated[
-        list[UploadFile], File(description="Up to 256 images, each in its own 'files' part.")
+        list[UploadFile],
+        File(
+            description="Up to 256 images, each in its own 'files' part. An empty or bad file "
+            "gets an error of its own in the results.",
+            json_schema_extra={"minItems": 1},
+        ),
     ],
 ) -> schemas.BatchPrediction:
     """Recognise the digits in many images at once: one result per file, in order."""

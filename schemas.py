@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 
@@ -100,7 +110,29 @@ class ModelInfo(BaseModel):
 
 # --- accounts and history (/api/) ---------------------------------------------------------
 
-USERNAME_CHARACTERS = re.compile(r"^[A-Za-z0-9@.+_-]+$")
+USERNAME_CHARACTERS = re.compile(r"[A-Za-z0-9@.+_-]+")  # the whole name: always fullmatch
+USERNAME_PATTERN = r"^[A-Za-z0-9@.+_-]{3,150}$"  # the same rule, for the schema (JSON Schema
+# patterns have no fullmatch; its "$" is the end of the text, as ECMAScript reads it)
+PASSWORD_LENGTH = (8, 1024)
+
+
+def _unicode(value: str) -> str:
+    """Refuse text that cannot be stored or hashed: JSON allows lone surrogates ("\\ud800"),
+    UTF-8 does not."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            "unicode", "Text must be valid Unicode (it holds a lone surrogate)."
+        ) from None
+    return value
+
+
+def _unicode_if_text(value: object) -> object:
+    return _unicode(value) if isinstance(value, str) else value
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
 
 
 class UserCreate(BaseModel):
@@ -112,9 +144,15 @@ class UserCreate(BaseModel):
         }
     )
 
-    username: str = Field(description="3-150 letters, digits and @ . + - _")
-    email: EmailStr
-    password: str = Field(description="8 to 1,024 characters, not the username.")
+    username: Text = Field(
+        description="3-150 letters, digits and @ . + - _",
+        json_schema_extra={"minLength": 3, "maxLength": 150, "pattern": USERNAME_PATTERN},
+    )
+    email: Annotated[EmailStr, BeforeValidator(_unicode_if_text)]
+    password: Text = Field(
+        description="8 to 1,024 characters, not the username.",
+        json_schema_extra={"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]},
+    )
 
     @field_validator("username")
     @classmethod
@@ -123,7 +161,7 @@ class UserCreate(BaseModel):
             raise PydanticCustomError(
                 "username_length", "Username must be 3 to 150 characters long."
             )
-        if not USERNAME_CHARACTERS.match(value):
+        if not USERNAME_CHARACTERS.fullmatch(value):
             raise PydanticCustomError(
                 "username_characters", "Username may contain only letters, digits and @ . + - _"
             )
@@ -131,11 +169,11 @@ class UserCreate(BaseModel):
 
     @model_validator(mode="after")
     def _password_rules(self) -> UserCreate:
-        if len(self.password) < 8:
+        if len(self.password) < PASSWORD_LENGTH[0]:
             raise PydanticCustomError(
                 "password_length", "Password must be at least 8 characters long."
             )
-        if len(self.password) > 1024:
+        if len(self.password) > PASSWORD_LENGTH[1]:
             raise PydanticCustomError(
                 "password_length", "Password must be at most 1,024 characters long."
             )
@@ -149,8 +187,8 @@ class LoginRequest(BaseModel):
         json_schema_extra={"examples": [{"username": "ada", "password": "correct horse"}]}
     )
 
-    username: str = Field(max_length=150)
-    password: str = Field(max_length=1024)
+    username: Text = Field(max_length=150)
+    password: Text = Field(max_length=PASSWORD_LENGTH[1])
     email: str | None = Field(default=None, description="Accepted and ignored, as before.")
 
 
@@ -168,7 +206,7 @@ class Profile(BaseModel):
     user_id: int
     username: str
     email: str
-    date_joined: datetime
+    date_joined: datetime = Field(description="When the account was made (UTC).")
     predictions: int = Field(description="How many predictions the user has kept.")
 
 

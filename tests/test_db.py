@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -21,10 +22,10 @@ def engine(tmp_path: Path) -> sa.Engine:
 
 
 def test_migrations_run_once_and_record_themselves(engine: sa.Engine) -> None:
-    assert db.migrate(engine) == 1  # a second run changes nothing
+    assert db.migrate(engine) == 2  # a second run changes nothing
     with engine.connect() as connection:
         versions = connection.execute(sa.select(db.schema_version.c.version)).scalars().all()
-    assert versions == [1]
+    assert versions == [1, 2]
     assert set(sa.inspect(engine).get_table_names()) == {
         "schema_version", "users", "tokens", "predictions", "login_failures",
     }  # fmt: skip
@@ -34,7 +35,7 @@ def test_concurrent_migrations(tmp_path: Path) -> None:
     """Workers booting together all migrate; the schema is made once and nobody fails."""
     url = f"sqlite:///{tmp_path / 'digits.db'}"
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(lambda _: db.migrate(db.connect(url)), range(4))) == [1, 1, 1, 1]
+        assert list(pool.map(lambda _: db.migrate(db.connect(url)), range(4))) == [2, 2, 2, 2]
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(engine: sa.Engine) -> None:
@@ -115,3 +116,62 @@ def test_keeping_for_a_good_token_with_nothing_to_store(engine: sa.Engine) -> No
         {},
         None,
     ]
+
+
+def test_prediction_ids_are_never_reused(engine: sa.Engine) -> None:
+    user = db.create_user(engine, username="ada", email="a@example.com", password_hash="x")
+    row = {
+        "user_id": user["id"], "result": 3, "confidence": 0.9, "probabilities": [0.1] * 10,
+        "model_version": "v", "image": b"png", "image_type": "image/png", "image_sha256": "0",
+    }  # fmt: skip
+    first, newest = db.add_prediction(engine, **row), db.add_prediction(engine, **row)
+    assert db.delete_prediction(engine, user_id=user["id"], prediction_id=newest["id"])
+    assert db.add_prediction(engine, **row)["id"] == newest["id"] + 1 == first["id"] + 2
+
+
+def test_a_database_of_the_first_schema_keeps_every_row_and_stops_reusing_ids(
+    tmp_path: Path,
+) -> None:
+    """A file made before migration 2 (the predictions table without AUTOINCREMENT)."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DATETIME NOT NULL);
+        INSERT INTO schema_version VALUES (1, '2026-11-24 10:00:00');
+        CREATE TABLE users (id INTEGER PRIMARY KEY, username VARCHAR(150) NOT NULL,
+            username_key VARCHAR(150) NOT NULL UNIQUE, email VARCHAR(254) NOT NULL,
+            password_hash VARCHAR(255) NOT NULL, created_at DATETIME NOT NULL);
+        CREATE TABLE tokens (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users
+            (id) ON DELETE CASCADE, token_hash VARCHAR(64) NOT NULL UNIQUE,
+            created_at DATETIME NOT NULL, expires_at DATETIME NOT NULL);
+        CREATE TABLE login_failures (id INTEGER PRIMARY KEY, username_key VARCHAR(150) NOT NULL,
+            failed_at DATETIME NOT NULL);
+        CREATE TABLE predictions (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES
+            users (id) ON DELETE CASCADE, result INTEGER NOT NULL, confidence FLOAT NOT NULL,
+            probabilities TEXT NOT NULL, model_version VARCHAR(64) NOT NULL,
+            created_at DATETIME NOT NULL, image BLOB NOT NULL, image_type VARCHAR(100) NOT NULL,
+            image_size INTEGER NOT NULL, image_sha256 VARCHAR(64) NOT NULL);
+        CREATE INDEX ix_predictions_user_newest ON predictions (user_id, created_at, id);
+        INSERT INTO users VALUES (1, 'Ada', 'ada', 'a@example.com', 'hash',
+            '2026-11-24 10:00:00.000000');
+        INSERT INTO predictions VALUES (7, 1, 3, 0.9, '[0.1]', 'v', '2026-11-24 10:01:00.000000',
+            x'89504e47', 'image/png', 4, 'sha');
+        """
+    )
+    old.commit()
+    old.close()
+    engine = db.connect(f"sqlite:///{path}")
+    assert db.migrate(engine) == 2
+    kept = db.get_prediction(engine, user_id=1, prediction_id=7)
+    assert kept is not None and (kept["result"], kept["image_type"]) == (3, "image/png")
+    assert db.get_prediction_image(engine, user_id=1, prediction_id=7) == (
+        b"\x89PNG",
+        "image/png",
+    )
+    assert db.delete_prediction(engine, user_id=1, prediction_id=7)
+    row = {
+        "user_id": 1, "result": 3, "confidence": 0.9, "probabilities": [0.1] * 10,
+        "model_version": "v", "image": b"png", "image_type": "image/png", "image_sha256": "0",
+    }  # fmt: skip
+    assert db.add_prediction(engine, **row)["id"] == 8

@@ -1,0 +1,187 @@
+"""Input a hostile or careless client sends: each class that once gave a 500 or a wrong
+answer, with its exact answer now (found by schemathesis and Pillow's corpus of odd images)."""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import png
+
+FORMATS = "PNG, JPEG, GIF, BMP, WebP or TIFF."
+GOOD = {"email": "ada@example.com", "password": "correct horse"}
+
+
+def register(client: TestClient, **body: Any) -> Any:
+    return client.post("/api/register/", json={"username": "ada", **GOOD, **body})
+
+
+@pytest.fixture
+def token(client: TestClient) -> str:
+    return str(register(client).json()["token"])
+
+
+def test_a_username_with_a_trailing_newline_is_refused(client: TestClient) -> None:
+    assert register(client).status_code == 201
+    answer = register(client, username="ada\n")
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["msg"] == (
+        "Username may contain only letters, digits and @ . + - _"
+    )
+
+
+@pytest.mark.parametrize("field", ["username", "email", "password"])
+def test_lone_surrogates_are_refused_with_422(client: TestClient, field: str) -> None:
+    body = {"username": "ada", **GOOD, field: "ad\ud800a@example.com"}
+    raw = json_with_surrogate(body)
+    answer = client.post(
+        "/api/register/", content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert error["msg"] == "Text must be valid Unicode (it holds a lone surrogate)."
+    assert error["input"] == "ad\\ud800a@example.com"  # echoed, escaped
+    login = client.post(
+        "/api/login/",
+        content=json_with_surrogate({"username": "ad\ud800a", "password": "x"}),
+        headers={"content-type": "application/json"},
+    )
+    assert login.status_code == 422
+
+
+def json_with_surrogate(body: dict[str, str]) -> bytes:
+    import json
+
+    return json.dumps(body).encode()  # ensure_ascii: the surrogate travels as \ud800
+
+
+def test_nan_in_the_json_is_refused_with_422(client: TestClient) -> None:
+    answer = client.post(
+        "/api/register/",
+        content=b'{"username": NaN, "email": "ada@example.com", "password": "correct horse"}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert (error["loc"], error["msg"], error["input"]) == (
+        ["body", "username"],
+        "Input should be a valid string",
+        "nan",
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/history/9223372036854775808/",
+        "/api/history/2147483648/image/",
+        "/api/history/?offset=9223372036854775808",
+        "/api/history/?page=9223372036854775807",
+        "/api/history/?page=21474838&page_size=100",
+    ],
+)
+def test_integers_too_large_to_store_are_refused_with_422(
+    client: TestClient, token: str, path: str
+) -> None:
+    answer = client.get(path, headers={"Authorization": f"Token {token}"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["type"] == "less_than_equal"
+
+
+def test_the_last_page_that_can_exist_is_empty_not_an_error(client: TestClient, token: str) -> None:
+    answer = client.get(
+        "/api/history/?page=21474837&page_size=100", headers={"Authorization": f"Token {token}"}
+    )
+    assert (answer.status_code, answer.json()["results"]) == (200, [])
+
+
+def test_date_joined_carries_its_timezone(client: TestClient, token: str) -> None:
+    profile = client.get("/api/profile/", headers={"Authorization": f"Token {token}"}).json()
+    assert profile["date_joined"].endswith(("Z", "+00:00"))
+
+
+def test_options_on_a_history_item_names_every_method_it_has(
+    client: TestClient, token: str
+) -> None:
+    answer = client.options("/api/history/1/", headers={"Authorization": f"Token {token}"})
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "DELETE, GET"
+
+
+def test_a_large_json_body_is_told_about_the_body_not_an_image(client: TestClient) -> None:
+    answer = client.post(
+        "/api/register/",
+        content=b'{"username": "' + b"a" * 10_000_000 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == (
+        "Request body is 10 MB; the limit is 65.5 kB. Send a smaller request body."
+    )
+
+
+def test_a_body_that_is_not_json_is_a_400_that_says_so(client: TestClient) -> None:
+    answer = client.post(
+        "/api/register/", content=b"\xd2\x96s\xff", headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == (
+        "The request body cannot be parsed: send JSON in UTF-8, or a multipart/form-data upload."
+    )
+
+
+def icns_claiming(width: int) -> bytes:
+    """An ICNS file whose one entry claims a huge icon: the kind that once took 16 GB."""
+    entry = b"ic10" + struct.pack(">I", 8 + 16) + b"\x89PNG\r\n\x1a\n" + b"\0" * 8
+    return b"icns" + struct.pack(">I", 8 + len(entry)) + entry
+
+
+def dds_unknown_variant() -> bytes:
+    """A DDS header with a pixel format Pillow has no decoder for."""
+    header = bytearray(128)
+    header[0:4] = b"DDS "
+    struct.pack_into("<7I", header, 4, 124, 0x1007, 64, 64, 0, 0, 0)
+    struct.pack_into("<2I4s", header, 76, 32, 0x4, b"ZZZZ")  # FOURCC nobody knows
+    return bytes(header) + b"\0" * 4096
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (
+            icns_claiming(1 << 15),
+            "ICNS images are not supported; send PNG, JPEG, GIF, BMP, WebP or TIFF.",
+        ),
+        (dds_unknown_variant(), "File provided is not an image."),
+    ],
+)
+def test_formats_not_served_are_refused_by_content(
+    client: TestClient, data: bytes, detail: str
+) -> None:
+    answer = client.post("/predict/mnist", files={"file": ("digit.png", data)})
+    assert (answer.status_code, answer.json()) == (400, {"detail": detail})
+
+
+def test_a_bad_file_in_a_batch_fails_alone(client: TestClient, holdout: Any) -> None:
+    good = png(holdout.images[1])
+    files = [("files", ("a.png", good)), ("files", ("b.dds", dds_unknown_variant())),
+             ("files", ("c.icns", icns_claiming(1 << 15))), ("files", ("d.png", good))]  # fmt: skip
+    answer = client.post("/predict/mnist/batch", files=files)
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert [r["prediction"] for r in results] == ["3", None, None, "3"]
+    assert [r["error"]["status"] for r in results[1:3]] == [400, 400]
+
+
+def test_a_truncated_tiff_is_a_400(client: TestClient) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(buffer, format="TIFF")
+    answer = client.post("/predict/mnist", files={"file": buffer.getvalue()[:-2000]})
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("The image is truncated or corrupt")
