@@ -1,0 +1,88 @@
+"""HTTP/1.1 with the timeouts uvicorn lacks: the image's server runs with
+`uvicorn main:app --http timeouts:TimedH11Protocol`.
+
+uvicorn times out a connection only while it is idle between requests (--timeout-keep-alive).
+A client that connects and sends nothing, or sends part of its headers, or part of a body and
+then stalls, keeps its socket (and a slot of the server's memory) for as long as it likes.
+This protocol closes such connections:
+
+- HEADER_TIMEOUT (default 10 s): from the first moment a request is awaited (the connection
+  opened, or a keep-alive connection's next request began) to its last header line. Trickling
+  bytes does not extend it.
+- BODY_TIMEOUT (default 30 s): longest silence while a request body is unfinished. A slow
+  upload that keeps sending is never cut off.
+
+Both are read from the environment at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger(__name__)
+
+HEADER_TIMEOUT = float(os.environ.get("HEADER_TIMEOUT", "10"))
+BODY_TIMEOUT = float(os.environ.get("BODY_TIMEOUT", "30"))
+
+
+class TimedH11Protocol(H11Protocol):
+    _timer: asyncio.TimerHandle | None = None
+    _awaiting_headers = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # arms uvicorn's keep-alive timer for the idle time
+        self._stop_timer()
+        self._awaiting_headers = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def _follow(self) -> None:
+        """After bytes arrived: which phase the request is in, and its timer."""
+        if self.transport.is_closing():
+            return
+        theirs = self.conn.their_state
+        if theirs is h11.IDLE and self.conn.our_state is h11.IDLE:
+            if not self._awaiting_headers:  # a new request began on a kept-alive connection
+                self._await_headers()
+        elif theirs is h11.SEND_BODY:
+            self._awaiting_headers = False
+            self._start_timer(BODY_TIMEOUT, "request body stalled")  # restarted by every byte
+        else:  # the whole request is in: the application's turn
+            self._awaiting_headers = False
+            self._stop_timer()
+
+    def _await_headers(self) -> None:
+        self._awaiting_headers = True
+        self._start_timer(HEADER_TIMEOUT, "request headers not received in time")
+
+    def _start_timer(self, seconds: float, why: str) -> None:
+        self._stop_timer()
+        self._timer = self.loop.call_later(seconds, self._expire, why)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self, why: str) -> None:
+        self._timer = None
+        if self.flow.read_paused:  # it is the application that is not reading: not the client
+            self._start_timer(BODY_TIMEOUT, why)
+        elif not self.transport.is_closing():
+            log.info("closing connection from %s: %s", self.client, why)
+            self.transport.close()
