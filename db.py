@@ -9,12 +9,13 @@ timeout when the URL names it, and the same statements run on PostgreSQL.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,9 @@ def connect(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # a folder that cannot be made is reported when the database is first used
+            with suppress(OSError):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 5, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
@@ -182,6 +185,21 @@ def connect(url: str) -> Engine:
         _write_locks[engine] = threading.Lock()
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+MIN_FREE_BYTES = 16 * 1024 * 1024  # less free space than this under a SQLite file: full
+
+
+def storage_full(engine: Engine) -> bool:
+    """Whether the disk under a SQLite database file is (nearly) full. Other databases look
+    after their own storage: False."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:":
+        return False
+    try:
+        return shutil.disk_usage(Path(database).parent).free < MIN_FREE_BYTES
+    except OSError:
+        return False
 
 
 def _applied(connection: Connection, number: int) -> bool:

@@ -66,6 +66,38 @@ class DatabaseUnavailable(ServiceError):
         super().__init__(detail)
 
 
+class StorageFull(ServiceError):
+    """The disk under the database is full: nothing can be stored until space is freed."""
+
+    status_code = 507
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server's storage is full: accounts and history cannot be written until its "
+            "operator frees space. Predictions without a token still work."
+        )
+
+
+class StorageReadOnly(ServiceError):
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Accounts and history are unavailable: the server's storage is read-only. "
+            "Predictions without a token still work."
+        )
+
+
+def database_error(message: str) -> ServiceError:
+    """What a database error means to a client: storage full, read-only, or busy."""
+    lowered = message.lower()
+    if "full" in lowered or "no space" in lowered:
+        return StorageFull()
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return StorageReadOnly()
+    return DatabaseUnavailable()
+
+
 class DatasetError(RuntimeError):
     """MNIST could not be read or obtained. Raised at training time, never to a client."""
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 import db
 from accounts import INVALID_TOKEN, Unauthorized
-from errors import DatabaseUnavailable, ServiceError
+from errors import ServiceError, database_error
 from predictor import Keep, Kept, Result
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Keeper:
             records = db.add_predictions_for_tokens(self.engine, rows)
         except OperationalError as exc:  # locked past the busy timeout, or unreachable
             log.error("could not keep %d predictions: %s", len(rows), exc)
-            return [DatabaseUnavailable() for _ in jobs]
+            return [database_error(str(exc)) for _ in jobs]
         outcomes: list[Kept | ServiceError] = []
         for result, record in zip(results, records, strict=True):
             if record is None:  # a bad token is refused before anything else, as by the API

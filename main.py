@@ -26,7 +26,7 @@ import metrics
 import pages
 import routes
 from config import Settings
-from errors import DatabaseUnavailable, ServiceError
+from errors import ServiceError, database_error
 from limits import BodySizeLimit
 from predictor import Predictor
 
@@ -54,7 +54,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db.migrate(engine)
+        try:
+            db.migrate(engine)
+        except (OperationalError, OSError) as exc:
+            # one line that says what, where and how to fix it; predictions go on without
+            log.error(
+                "accounts and history are unavailable: the database %s cannot be written "
+                "(%s); give the service a writable DATA_DIR (a volume at /app/data in the "
+                "image) or set DATABASE_URL. Predictions without a token still work.",
+                engine.url.render_as_string(hide_password=True),
+                getattr(exc, "orig", exc),
+            )
         predictor.start()
         # Everything made so far (modules, the model, the app) lives as long as the process:
         # take it out of the garbage collector's full scans, which otherwise stall the event
@@ -126,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
-        return await service_error(request, DatabaseUnavailable())
+        return await service_error(request, database_error(str(exc)))
 
     return app
 

@@ -291,8 +291,21 @@ def load_or_train(
         return load(path), False
     except UnusableCache as exc:
         log.info("model cache not usable: %s", exc)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".lock")
+        lock.acquire()
+    except OSError as exc:
+        log.error(
+            "the model cannot be cached: %s is not writable (%s). Training one in memory now, "
+            "and at every start; make MODEL_PATH's folder writable, or build the image with "
+            "the model in it.",
+            path.parent,
+            exc.strerror or exc,
+        )
+        mnist = mnist_loader() if mnist_loader else load_mnist(settings)
+        return train(mnist, settings.train_limit, progress), True
+    try:
         try:  # another process may have trained while this one waited for the lock
             return load(path), False
         except UnusableCache as exc:
@@ -303,6 +316,8 @@ def load_or_train(
         save(model, path)
         progress(f"saved {path}")
         return model, True
+    finally:
+        lock.release()
 
 
 def load_mnist(settings: Settings) -> dataset.Mnist:

@@ -9,9 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+import db
 import schemas
 from accounts import presented_token
-from errors import PayloadTooLarge, ServiceError, human_size
+from errors import PayloadTooLarge, ServiceError, StorageFull, human_size
 from predictor import Predictor, Result
 
 router = APIRouter()
@@ -176,10 +177,12 @@ async def health() -> schemas.Health:
     responses={503: {"model": schemas.Error, "description": "Training, or restarting"}},
     tags=["operations"],
 )
-async def ready(predictor: PredictorDep) -> schemas.Ready | JSONResponse:
+async def ready(request: Request, predictor: PredictorDep) -> schemas.Ready | JSONResponse:
     """Readiness: 200 while predictions can be served; 503 while the model trains or the
-    prediction process (re)starts."""
+    prediction process (re)starts, or while the storage is full."""
     why = predictor.unavailable()
+    if why is None and await run_in_threadpool(db.storage_full, request.app.state.engine):
+        why = StorageFull().detail
     if why is not None:
         return JSONResponse({"detail": why}, status_code=503)
     return schemas.Ready(status="ready", model_version=predictor.model.info.version)
