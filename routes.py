@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette import formparsers
 
 import db
 import schemas
@@ -16,6 +17,20 @@ from errors import PayloadTooLarge, ServiceError, StorageFull, human_size
 from predictor import Predictor, Result
 
 router = APIRouter()
+
+
+def _decode_part_header(src: bytes | bytearray, codec: str) -> str:
+    """A multipart header value (a file name) in its charset, bytes that do not decode shown as
+    U+FFFD. Starlette re-reads such values as Latin-1, so a file name in another encoding came
+    back as mojibake; it keeps the raw bytes nowhere else, hence this replacement of its one
+    decoding function (tested: tests/test_hardening.py)."""
+    try:
+        return src.decode(codec, "replace")
+    except LookupError:  # a charset nobody knows
+        return src.decode("utf-8", "replace")
+
+
+formparsers._user_safe_decode = _decode_part_header
 JSON = "application/json"
 
 ERRORS: dict[int | str, dict[str, Any]] = {

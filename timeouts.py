@@ -1,5 +1,6 @@
 """HTTP/1.1 with the timeouts uvicorn lacks: the image's server runs with
-`uvicorn main:app --http timeouts:TimedH11Protocol`.
+`uvicorn main:app --http timeouts:TimedH11Protocol`, and gunicorn with
+`-k timeouts.UvicornWorker`.
 
 uvicorn times out a connection only while it is idle between requests (--timeout-keep-alive).
 A client that connects and sends nothing, or sends part of its headers, or part of a body and
@@ -22,6 +23,7 @@ import logging
 import os
 
 import h11
+import uvicorn_worker
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
@@ -86,3 +88,9 @@ class TimedH11Protocol(H11Protocol):
         elif not self.transport.is_closing():
             log.info("closing connection from %s: %s", self.client, why)
             self.transport.close()
+
+
+class UvicornWorker(uvicorn_worker.UvicornWorker):
+    """gunicorn's uvicorn worker, serving with these timeouts."""
+
+    CONFIG_KWARGS = {**uvicorn_worker.UvicornWorker.CONFIG_KWARGS, "http": TimedH11Protocol}  # noqa: RUF012

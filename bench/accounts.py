@@ -57,7 +57,7 @@ def main() -> None:
         server = subprocess.Popen(
             # gunicorn's uvicorn workers: `uvicorn --workers` leaves Nagle's algorithm on (40 ms
             # a response; see bench/load.py)
-            [sys.executable, "-m", "gunicorn", "main:app", "-k", "uvicorn_worker.UvicornWorker",
+            [sys.executable, "-m", "gunicorn", "main:app", "-k", "timeouts.UvicornWorker",
              "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
             cwd=ROOT, env=env,
         )  # fmt: skip

@@ -117,7 +117,7 @@ def serve(app: str, env: dict[str, str], workers: int = 0) -> Iterator[tuple[str
     gunicorn's uvicorn workers; yields its URL and process id."""
     port = free_port()
     if workers:
-        command = [sys.executable, "-m", "gunicorn", app, "-k", "uvicorn_worker.UvicornWorker",
+        command = [sys.executable, "-m", "gunicorn", app, "-k", "timeouts.UvicornWorker",
                    "-w", str(workers), "-b", f"127.0.0.1:{port}"]  # fmt: skip
     else:
         command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]

@@ -185,3 +185,27 @@ def test_a_truncated_tiff_is_a_400(client: TestClient) -> None:
     answer = client.post("/predict/mnist", files={"file": buffer.getvalue()[:-2000]})
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith("The image is truncated or corrupt")
+
+
+def test_file_names_are_returned_as_sent_or_with_replacement_characters(
+    client: TestClient, holdout: Any
+) -> None:
+    good = png(holdout.images[1])
+    boundary = b"b0undary"
+    names = ["café 7.png".encode(), "café 7.png".encode("cp1252"), "数字.png".encode()]
+    body = b"".join(
+        b"--" + boundary + b"\r\nContent-Disposition: form-data; name=\"files\"; filename=\""
+        + name + b"\"\r\nContent-Type: image/png\r\n\r\n" + good + b"\r\n"
+        for name in names
+    ) + b"--" + boundary + b"--\r\n"  # fmt: skip
+    answer = client.post(
+        "/predict/mnist/batch",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b0undary"},
+    )
+    assert answer.status_code == 200
+    assert [r["filename"] for r in answer.json()["results"]] == [
+        "café 7.png",
+        "caf\ufffd 7.png",  # not UTF-8: the byte that does not decode is shown as such
+        "数字.png",
+    ]

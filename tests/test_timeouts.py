@@ -22,15 +22,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[int]:
+@pytest.fixture(scope="module", params=["uvicorn", "gunicorn"])
+def server(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The bare app served as the README says: uvicorn with the protocol, or gunicorn with
+    the worker class."""
     port = free_port()
     environment = {**os.environ, "HEADER_TIMEOUT": str(TIMEOUT), "BODY_TIMEOUT": str(TIMEOUT)}
+    commands = {
+        "uvicorn": ["uvicorn", "bench.bare_app:app", "--port", str(port),
+                    "--http", "timeouts:TimedH11Protocol", "--log-level", "warning"],
+        "gunicorn": ["gunicorn", "bench.bare_app:app", "-k", "timeouts.UvicornWorker",
+                     "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+    }  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-         "--http", "timeouts:TimedH11Protocol", "--log-level", "warning"],
-        cwd=ROOT, env=environment,
-    )  # fmt: skip
+        [sys.executable, "-m", *commands[request.param]], cwd=ROOT, env=environment
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
