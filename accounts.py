@@ -52,7 +52,11 @@ class TooManyAttempts(ServiceError):
 
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
+        self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
+        return TooManyAttempts, (self.detail, self.retry_after)
 
 
 class UsernameTaken(ServiceError):

@@ -71,21 +71,23 @@ class StorageFull(ServiceError):
 
     status_code = 507
 
-    def __init__(self) -> None:
-        super().__init__(
-            "The server's storage is full: accounts and history cannot be written until its "
-            "operator frees space. Predictions without a token still work."
-        )
+    def __init__(
+        self,
+        detail: str = "The server's storage is full: accounts and history cannot be written "
+        "until its operator frees space. Predictions without a token still work.",
+    ) -> None:
+        super().__init__(detail)
 
 
 class StorageReadOnly(ServiceError):
     status_code = 503
 
-    def __init__(self) -> None:
-        super().__init__(
-            "Accounts and history are unavailable: the server's storage is read-only. "
-            "Predictions without a token still work."
-        )
+    def __init__(
+        self,
+        detail: str = "Accounts and history are unavailable: the server's storage is read-only. "
+        "Predictions without a token still work.",
+    ) -> None:
+        super().__init__(detail)
 
 
 def database_error(message: str) -> ServiceError:

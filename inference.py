@@ -315,7 +315,13 @@ class PredictionProcess:
         try:
             while True:
                 (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
-                job_id, outcome = pickle.loads(await reader.readexactly(size))  # noqa: S301
+                payload = await reader.readexactly(size)
+                try:
+                    job_id, outcome = pickle.loads(payload)  # noqa: S301 -- our own child
+                except Exception:  # a bug, not a fault of the process: end it cleanly
+                    log.exception("an answer of prediction process %s cannot be read", self.pid)
+                    self._kill("The prediction process failed; try again in a moment.")
+                    continue
                 self._last_sign = time.monotonic()
                 if job_id == READY:
                     self._ready = True

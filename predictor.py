@@ -239,12 +239,12 @@ class Predictor:
 
     def _process_exited(self) -> None:
         """The prediction process died (killed, out of memory, hung): start a new one at once,
-        or after a growing pause if they keep dying young."""
+        or after a growing pause while new ones keep dying as they start (a crash loop)."""
         if self._loop is None:
             return
         lived = time.monotonic() - self._process_started
         self._restart_delay = (
-            RESTART_DELAY if lived > 10 else min(MAX_RESTART_DELAY, 2 * self._restart_delay)
+            RESTART_DELAY if lived > 1 else min(MAX_RESTART_DELAY, 2 * self._restart_delay)
         )
         log.info("starting a new prediction process in %.1f s", self._restart_delay)
         self._loop.call_later(

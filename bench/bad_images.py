@@ -64,6 +64,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    """A process's children, whichever of its threads started them."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def tree_rss(pid: int) -> int:
     """Resident bytes of a process and all its descendants (the prediction process and the
     fork server included)."""
@@ -72,12 +80,11 @@ def tree_rss(pid: int) -> int:
         current = todo.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            todo += children(current)
         except FileNotFoundError:
             continue
         total += next(int(line.split()[1]) * 1024 for line in status.splitlines()
                       if line.startswith("VmRSS:"))  # fmt: skip
-        todo += [int(child) for child in children]
     return total
 
 

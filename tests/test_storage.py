@@ -77,3 +77,22 @@ def test_ready_says_so_when_the_storage_is_full(
     monkeypatch.setattr(db, "MIN_FREE_BYTES", 1 << 62)  # more than any disk has free
     answer = client.get("/ready")
     assert (answer.status_code, answer.json()["detail"]) == (503, errors.StorageFull().detail)
+
+
+def all_subclasses(kind: type) -> list[type]:
+    return [kind] + [sub for direct in kind.__subclasses__() for sub in all_subclasses(direct)]
+
+
+@pytest.mark.parametrize("kind", all_subclasses(errors.ServiceError), ids=lambda k: k.__name__)
+def test_every_service_error_survives_the_trip_back_from_the_prediction_process(
+    kind: type,
+) -> None:
+    """Outcomes travel pickled: an error that cannot be rebuilt from its pickle broke the
+    server's reading of every answer after it (StorageFull once did)."""
+    import inspect
+    import pickle
+
+    arguments = [p for p in inspect.signature(kind).parameters.values() if p.default is p.empty]
+    error = kind(*["what went wrong", 30][: len(arguments)])
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), again.detail, again.status_code) == (kind, error.detail, error.status_code)
