@@ -80,7 +80,8 @@ def test_ready_says_so_when_the_storage_is_full(
 
 
 def all_subclasses(kind: type) -> list[type]:
-    return [kind] + [sub for direct in kind.__subclasses__() for sub in all_subclasses(direct)]
+    direct: list[type] = kind.__subclasses__()
+    return [kind] + [sub for child in direct for sub in all_subclasses(child)]
 
 
 @pytest.mark.parametrize("kind", all_subclasses(errors.ServiceError), ids=lambda k: k.__name__)
