@@ -137,11 +137,22 @@ def _item(record: dict[str, Any], image_urls: str) -> schemas.HistoryItem:
     )
 
 
+# OpenAPI links: what a client (and schemathesis's stateful tests) can do with a new record
+KEPT_LINKS = {
+    name: {"operationId": operation, "parameters": {"prediction_id": "$response.body#/id"}}
+    for name, operation in [
+        ("GetPrediction", "history_item"),
+        ("GetPredictionImage", "history_image"),
+        ("DeletePrediction", "delete_history_item"),
+    ]
+}
+
+
 @router.post(
     "/predict/",
     status_code=201,
     response_model=schemas.HistoryItem,
-    responses={**ERRORS, **AUTH_ERRORS},
+    responses={**ERRORS, **AUTH_ERRORS, 201: {"description": "Kept", "links": KEPT_LINKS}},
     openapi_extra={"security": [{"Token": []}]},
 )
 async def predict(
@@ -203,6 +214,7 @@ def history_page(
 
 @router.get(
     "/history/{prediction_id}/",
+    operation_id="history_item",
     response_model=schemas.HistoryItem,
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
@@ -221,6 +233,7 @@ def history_item(
 @router.get(
     IMAGE_PATH,
     name="history_image",
+    operation_id="history_image",
     response_class=Response,
     responses={
         200: {"content": {"image/*": {}}, "description": "The uploaded image"},
@@ -240,7 +253,12 @@ def history_image(prediction_id: PredictionId, caller: CallerDep, request: Reque
     return Response(data, media_type=image_type, headers={"X-Content-Type-Options": "nosniff"})
 
 
-@router.delete("/history/{prediction_id}/", status_code=204, responses={**AUTH_ERRORS, **NOT_FOUND})
+@router.delete(
+    "/history/{prediction_id}/",
+    operation_id="delete_history_item",
+    status_code=204,
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
 def delete_history_item(
     prediction_id: PredictionId, caller: CallerDep, request: Request
 ) -> Response:

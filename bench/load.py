@@ -1,7 +1,8 @@
 """Load: the service against the framework's own ceiling for the same request shape.
 
 In one run, on 127.0.0.1, with the same uvicorn options as the Docker image (`uvicorn APP
---host ... --port ...`, access log on, sent to /dev/null):
+--host ... --port ... --http timeouts:TimedH11Protocol`, access log on, sent to /dev/null),
+the bare app included:
 
 1. a bare app (`bench/bare_app.py`, `POST /upload`: read a multipart upload, answer a
    constant) and the service are started side by side; `wrk` (one thread, a Lua script posting
@@ -120,7 +121,8 @@ def serve(app: str, env: dict[str, str], workers: int = 0) -> Iterator[tuple[str
         command = [sys.executable, "-m", "gunicorn", app, "-k", "timeouts.UvicornWorker",
                    "-w", str(workers), "-b", f"127.0.0.1:{port}"]  # fmt: skip
     else:
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                   "--http", "timeouts:TimedH11Protocol"]  # fmt: skip
     server = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -179,22 +181,47 @@ def memory_mib(pid: int) -> tuple[float, float]:
 
 
 def children(pid: int) -> list[int]:
-    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(child) for child in found]
+    """A process's children, whichever of its threads started them."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def descendants(pid: int) -> list[int]:
+    """Children, grandchildren...: a server's fork server, its prediction processes, and
+    multiprocessing's resource tracker."""
+    found = children(pid)
+    return found + [grandchild for child in found for grandchild in descendants(child)]
+
+
+def tree_memory(pid: int, name: str) -> str:
+    """A server process and everything it started: RSS each, and their PSS together."""
+    helpers = descendants(pid)
+    (rss, pss) = memory_mib(pid)
+    kinds = [(command(h, pid), memory_mib(h)) for h in helpers]
+    return (
+        f"{name} {pid}: {rss:.0f} MiB resident"
+        + "".join(f", {kind} {o[0]:.0f} MiB" for kind, o in kinds)
+        + f"; {pss + sum(o[1] for _, o in kinds):.0f} MiB proportional (PSS) in all"
+    )
+
+
+def command(pid: int, server: int) -> str:
+    """What a process the server started is (a prediction process is forked by the fork
+    server without exec: it has the fork server's command line, but not its parent)."""
+    line = Path(f"/proc/{pid}/cmdline").read_bytes()
+    if b"resource_tracker" in line:
+        return "resource tracker"
+    if b"forkserver" in line and pid in children(server):
+        return "fork server"
+    return "prediction process"
 
 
 def worker_memory(pid: int) -> list[str]:
-    """Per worker process and its prediction process: RSS each, and their PSS together."""
-    lines = []
-    for worker in children(pid):
-        helpers = children(worker)
-        (rss, pss), others = memory_mib(worker), [memory_mib(child) for child in helpers]
-        lines.append(
-            f"worker {worker}: {rss:.0f} MiB resident"
-            + "".join(f", prediction process {o[0]:.0f} MiB resident" for o in others)
-            + f"; {pss + sum(o[1] for o in others):.0f} MiB proportional (PSS) together"
-        )
-    return lines
+    """Per gunicorn worker and what it started."""
+    return [tree_memory(worker, "worker") for worker in children(pid)]
 
 
 def history_rows(database: Path) -> int:
@@ -306,8 +333,7 @@ def main() -> None:
                 f"{url}/health", "-z", f"{args.duration}s", "-c", "1", "-q", "20"
             )
             saturate.join()
-            one_worker_memory = memory_mib(pid)
-            prediction_memory = [memory_mib(child) for child in children(pid)]
+            uvicorn_memory = tree_memory(pid, "server")
 
         print("gunicorn, one and two workers", flush=True)
         gunicorn = {}
@@ -342,12 +368,7 @@ def main() -> None:
               f"{gunicorn[2][c].per_second / gunicorn[1][c].per_second:.2f}"]
              for c in CONCURRENCY],
         ))  # fmt: skip
-        rss, pss = one_worker_memory
-        helper_rss = sum(m[0] for m in prediction_memory)
-        helper_pss = sum(m[1] for m in prediction_memory)
-        print(f"memory, uvicorn after the load above: server {rss:.0f} MiB resident, "
-              f"prediction process {helper_rss:.0f} MiB resident; "
-              f"{pss + helper_pss:.0f} MiB proportional (PSS) together")  # fmt: skip
+        print(f"memory, uvicorn after the load above: {uvicorn_memory}")
         for line in memory_lines:
             print("memory, gunicorn " + line)
 

@@ -35,4 +35,9 @@ def test_killing_the_prediction_process_under_load_fails_clearly_and_loses_nothi
     created = [outcome for status, outcome in statuses if status == 201]
     assert {(s, o) for s, o in statuses if s != 201} <= {(503, detail) for detail in ALLOWED_503}
     assert created, "nothing was served between the kills"
-    assert sorted(created) == sorted(rows(tmp_path / "data" / "digits.db"))  # one row per 201
+    stored = rows(tmp_path / "data" / "digits.db")
+    assert len(set(created)) == len(created) and set(created) <= set(stored)  # one row per 201
+    # A process killed after its commit but before its answer leaves a row whose request got
+    # 503: never more of those than requests it had in hand.
+    stopped = sum(1 for status, _ in statuses if status == 503)
+    assert len(stored) - len(created) <= stopped
