@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from errors import (
@@ -98,8 +98,10 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
         image: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (MemoryError, ServiceError):  # over the upload's budget (see prepare_many)
         raise
-    except Exception as exc:
+    except UnidentifiedImageError as exc:
         raise InvalidImage(_not_supported(data)) from exc
+    except Exception as exc:  # a decoder knew the format, and refused this variant of it
+        raise InvalidImage(f"The image cannot be read ({exc}).") from exc
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLarge(

@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,16 +30,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.bad_images import children, free_port, good_digit
+from bench.bad_images import children, free_port, good_digit, tree_rss
 from bench.common import ROOT, mnist_dir
 
 CLIENTS = 8
+IDLE = 3000
 ALLOWED_503 = {
     "The prediction process stopped; try again in a moment.",
     "The prediction process is restarting; try again in a moment.",
@@ -299,6 +302,38 @@ def storage(work: Path, model: Path, digit: bytes, failures: list[str]) -> dict[
     return report
 
 
+def idle_clients(work: Path, model: Path, failures: list[str]) -> dict[str, Any]:
+    """IDLE sockets that connect and send nothing or half a request line: all closed once
+    HEADER_TIMEOUT has passed, and the server's memory with them."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit[1], limit[1]))  # the server inherits it
+    with server(work / "idle", model, work / "idle.log", HEADER_TIMEOUT="5") as (process, base):
+        port = int(base.rsplit(":", 1)[1])
+        before = tree_rss(process.pid)[process.pid]
+        sockets = []
+        for n in range(IDLE):
+            connection = socket.create_connection(("127.0.0.1", port))
+            if n % 2:
+                connection.sendall(b"POST /predict/mnist HTTP/1.1\r\nHost: x\r\n")
+            sockets.append(connection)
+        time.sleep(1)
+        holding = tree_rss(process.pid)[process.pid]
+        time.sleep(6)  # past HEADER_TIMEOUT
+        closed = 0
+        for connection in sockets:
+            connection.setblocking(False)
+            with suppress(BlockingIOError):
+                closed += connection.recv(1) == b""
+            connection.close()
+        time.sleep(1)
+        after = tree_rss(process.pid)[process.pid]
+        health = httpx.get(base + "/health").status_code
+    if closed != IDLE or health != 200:
+        failures.append(f"idle clients: {closed} of {IDLE} closed, /health {health}")
+    return {"sockets": IDLE, "closed_by_the_server": closed, "server_rss_mb": [
+        round(before / 1e6), round(holding / 1e6), round(after / 1e6)]}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=5)
@@ -314,6 +349,7 @@ def main() -> int:
         ),
         "kill -9 the server under load, restart": server_killed(work, model, digit, failures),
         "storage": storage(work, model, digit, failures),
+        "idle clients": idle_clients(work, model, failures),
     }
     print(json.dumps(report, indent=1))
     args.json.parent.mkdir(parents=True, exist_ok=True)

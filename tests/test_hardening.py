@@ -180,6 +180,20 @@ def test_a_bad_file_in_a_batch_fails_alone(client: TestClient, holdout: Any) -> 
     assert [r["error"]["status"] for r in results[1:3]] == [400, 400]
 
 
+def test_a_variant_of_a_served_format_that_no_decoder_reads_is_a_400_naming_it(
+    client: TestClient,
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, format="BMP")
+    bmp = bytearray(buffer.getvalue())
+    struct.pack_into("<I", bmp, 30, 99)  # the header's compression method: none has number 99
+    answer = client.post("/predict/mnist", files={"file": bytes(bmp)})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"detail": "The image cannot be read (Unsupported BMP compression (99))."},
+    )
+
+
 def test_a_truncated_tiff_is_a_400(client: TestClient) -> None:
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(buffer, format="TIFF")
