@@ -224,7 +224,6 @@ def _child(sock: socket.socket, work: Work, limits: Limits) -> None:  # pragma: 
     # Ctrl+C or a SIGTERM sent to the whole process group must not end it mid-request.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _return_large_buffers()
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = _address_space() + limits.memory
     if hard != resource.RLIM_INFINITY:
@@ -235,29 +234,17 @@ def _child(sock: socket.socket, work: Work, limits: Limits) -> None:  # pragma: 
     _serve(sock, work)
 
 
-def _return_large_buffers() -> None:  # pragma: no cover
-    """Have glibc give every buffer of 256 kB or more back to the system when it is freed.
-
-    By default glibc raises that threshold up to 32 MB once a large buffer is freed, after
-    which large buffers (a decoded photo, its float copies) come from the heap, whose freed
-    space stays resident: Pillow's corpus of odd images left a prediction process 185 MB
-    larger. Decoded images are few and short-lived; the cost of mapping each is negligible.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
-    libc.mallopt(M_TRIM_THRESHOLD, 1024 * 1024)
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 TRIM_AFTER = 1024 * 1024  # bytes of uploads in a pass after which freed memory is returned
 
 
 def _trim() -> None:
     """Give the heap's free pages back to the system (glibc; elsewhere nothing happens).
-    Many small images decoded together in one pass leave their space free but resident."""
+
+    Large uploads leave much of the heap free but resident (glibc raises its threshold for
+    mapping buffers separately once a large one is freed, and serves the next ones from the
+    heap). Trimming after a pass of large uploads held a prediction process at 146 MB through
+    three rounds of Pillow's corpus of odd images (180 MB without). Mapping every buffer over
+    256 kB instead (mallopt) held it as well, but made a batch of 256 digits 70% slower."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
