@@ -48,11 +48,14 @@ ZOOM_MARGIN = 0.25  # context kept around a small digit when zooming in on it
 FLAT = 0.02  # border strips this close in level mean an evenly lit background
 LOSSY_FLOOR = 0.1  # in JPEGs, ink fainter than 10% of a stroke is ringing around the strokes
 MIN_CONTRAST = 0.08  # ink must stand this far (0..1) above the paper's noise to count...
+NOISE_MARGIN = 8  # ...or, on a cleaner background, 8 times the background's noise...
+FAINTEST = 0.02  # ...but never less than this: a stroke 5 grey levels from a flat background
 MIN_INK_FRACTION = 0.0001  # ...and cover at least this share of the image (0.01%)
 
 # what counts as a digit
 SPECK_FRACTION = 0.05  # ink blobs lighter than 5% of the largest blob are dirt, not digit...
 SPECK_MARGIN = 0.15  # ...unless they lie within 15% (of its size) of the digit's box
+JOIN_MARGIN = 0.5  # heavier marks are part of the digit within 50% of its size; beyond, clutter
 MIN_DIGIT_PIXELS = 4  # a digit spans at least 4 px...
 MIN_DIGIT_FRACTION = 0.03  # ...and 3% of the frame's longer side
 MAX_SOLIDITY = 0.85  # share of a digit's box its strokes may fill...
@@ -200,10 +203,29 @@ def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         image = image.convert("RGBA")
     if image.mode not in _ALPHA_MODES | {"L", "RGB"}:
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1-bit
+    if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
+        image = image.convert("RGB")  # an alpha channel with nothing transparent
     if image.mode in _ALPHA_MODES:
         pixels = np.asarray(_shrink(image.convert("LA")), dtype=np.float32) / 255.0
         return pixels[..., 0], pixels[..., 1]
-    return np.asarray(_shrink(image.convert("L")), dtype=np.float32) / 255.0, None
+    gray = np.asarray(_shrink(image.convert("L")), dtype=np.float32) / 255.0
+    if image.mode == "RGB":
+        colour = np.asarray(_shrink(image), dtype=np.float32) / 255.0
+        gray = _colour_contrast(gray, colour)
+    return gray, None
+
+
+def _colour_contrast(gray: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Where ink differs from the paper by its colour more than by its brightness (yellow on
+    light blue, red on green), a grey image that shows that difference: 1 on the paper's
+    colour, darker with distance from it. Otherwise the luminance, as it is."""
+    paper = np.median(_border(colour), axis=0)
+    distance = np.sqrt(((colour - paper) ** 2).sum(axis=2) / 3.0)
+    by_colour = _quantile(distance, 0.99)
+    by_brightness = _quantile(np.abs(gray - _median(_border(gray))), 0.99)
+    if by_brightness < MIN_CONTRAST * 2 and by_colour > 2 * by_brightness:
+        return (1.0 - distance).astype(np.float32)
+    return gray
 
 
 def ink_map(image: Image.Image) -> np.ndarray:
@@ -243,7 +265,9 @@ def ink_map(image: Image.Image) -> np.ndarray:
     if strokes.size < max(4, MIN_INK_FRACTION * ink.size):
         raise NoDigitFound(NO_DIGIT)
     high = _quantile(strokes, 0.9)
-    if high - low < MIN_CONTRAST:
+    # On a noiseless background (a drawing program's, a canvas's) the faintest grey stroke is
+    # as certain as a black one; on paper, ink must stand well above the paper's grain.
+    if high - low < float(np.clip(NOISE_MARGIN * spread, FAINTEST, MIN_CONTRAST)):
         raise NoDigitFound(NO_DIGIT)
     if image.info.get("lossy"):
         low = max(low, LOSSY_FLOOR * high)
@@ -287,14 +311,16 @@ def _quadratic_terms(height: int, width: int, step: int) -> np.ndarray:
 
 
 def _border(values: np.ndarray) -> np.ndarray:
-    """The pixels of a ring around the image, 3% of its shorter side wide (at least 1 px)."""
-    ring = max(1, round(min(values.shape) * 0.03))
+    """The pixels of a ring around the image, 3% of its shorter side wide (at least 1 px);
+    for a colour image, (n, 3) of them."""
+    ring = max(1, round(min(values.shape[:2]) * 0.03))
+    pixel = values.shape[2:]
     return np.concatenate(
         [
-            values[:ring].ravel(),
-            values[-ring:].ravel(),
-            values[:, :ring].ravel(),
-            values[:, -ring:].ravel(),
+            values[:ring].reshape(-1, *pixel),
+            values[-ring:].reshape(-1, *pixel),
+            values[:, :ring].reshape(-1, *pixel),
+            values[:, -ring:].reshape(-1, *pixel),
         ]
     )
 
@@ -326,13 +352,19 @@ def _otsu(values: np.ndarray) -> float:
 
 
 def _digit_only(ink: np.ndarray) -> tuple[np.ndarray, int]:
-    """The ink map with stray specks of dirt far from the digit erased, and how many heavy
-    blobs of ink (not specks) it holds.
+    """The ink map with what is not the digit erased, and how many heavy blobs of ink (not
+    specks) the image holds.
 
-    Blobs of ink: the heavy ones are the digit; lighter ones count only when they sit within
-    the digit's box grown by a margin (MNIST digits have such dots), elsewhere they are dirt.
+    Marks a line of a pixel or two apart are one mark (a grid drawn over a digit cuts it into
+    pieces; a thin stroke breaks where it is faint). The digit is the heaviest mark and the
+    marks near it: grown from the heaviest, a mark joins when it lies within the digit's box
+    grown by a margin (JOIN_MARGIN of its size for heavy marks: the detached bar of a 5, the
+    second stroke of a 4; SPECK_MARGIN for light ones: MNIST digits have such dots). Marks
+    farther away are clutter (a badge in a corner, axis labels, dirt).
     """
-    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    mask = ink > 0
+    joined = ndimage.binary_closing(mask, structure=np.ones((3, 3))) | mask
+    labels, count = ndimage.label(joined, structure=np.ones((3, 3)))
     if count == 0:
         raise NoDigitFound(NO_DIGIT)
     masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
@@ -340,17 +372,24 @@ def _digit_only(ink: np.ndarray) -> tuple[np.ndarray, int]:
         [(b[0].start, b[0].stop, b[1].start, b[1].stop) for b in ndimage.find_objects(labels)]
     )
     heavy = masses >= SPECK_FRACTION * masses.max()
-    top, left = spans[heavy][:, [0, 2]].min(axis=0)
-    bottom, right = spans[heavy][:, [1, 3]].max(axis=0)
-    margin = SPECK_MARGIN * max(bottom - top, right - left)
-    near = (
-        (spans[:, 0] >= top - margin)
-        & (spans[:, 1] <= bottom + margin)
-        & (spans[:, 2] >= left - margin)
-        & (spans[:, 3] <= right + margin)
-    )
-    keep = np.concatenate([[False], heavy | near])  # label 0 is the background
-    return np.where(keep[labels], ink, 0.0).astype(np.float32), int(heavy.sum())
+    keep = np.zeros(count, dtype=bool)
+    keep[int(masses.argmax())] = True
+    while True:  # grow the digit from its heaviest mark
+        top, left = spans[keep][:, [0, 2]].min(axis=0)
+        bottom, right = spans[keep][:, [1, 3]].max(axis=0)
+        size = max(bottom - top, right - left)
+        margin = np.where(heavy, JOIN_MARGIN, SPECK_MARGIN) * size
+        near = (
+            (spans[:, 0] >= top - margin)
+            & (spans[:, 1] <= bottom + margin)
+            & (spans[:, 2] >= left - margin)
+            & (spans[:, 3] <= right + margin)
+        )
+        if not (near & ~keep).any():
+            break
+        keep |= near
+    keep_labels = np.concatenate([[False], keep])  # label 0 is the background
+    return np.where(keep_labels[labels], ink, 0.0).astype(np.float32), int(heavy.sum())
 
 
 def _box(values: np.ndarray) -> tuple[int, int, int, int]:
