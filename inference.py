@@ -178,7 +178,7 @@ def _serve(sock: socket.socket, work: Work) -> None:
             _answer(sock, jobs[start : start + MAX_JOBS], work)
         del jobs  # not held while the next jobs are awaited
         if frames.received > TRIM_AFTER:  # a pass of large uploads: hand freed memory back
-            _trim()
+            trim()
         frames.received = 0
 
 
@@ -237,7 +237,7 @@ def _child(sock: socket.socket, work: Work, limits: Limits) -> None:  # pragma: 
 TRIM_AFTER = 1024 * 1024  # bytes of uploads in a pass after which freed memory is returned
 
 
-def _trim() -> None:
+def trim() -> None:
     """Give the heap's free pages back to the system (glibc; elsewhere nothing happens).
 
     Large uploads leave much of the heap free but resident (glibc raises its threshold for

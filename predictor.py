@@ -133,6 +133,10 @@ class Reader:
         return [item if isinstance(item, ServiceError) else next(answers) for item in prepared]
 
 
+def _size(job: list[bytes] | Keep) -> int:
+    return len(job.upload) if isinstance(job, Keep) else sum(len(upload) for upload in job)
+
+
 class Predictor:
     def __init__(self, settings: Settings, keeper: Keeper | None = None) -> None:
         self.settings = settings
@@ -288,7 +292,11 @@ class Predictor:
             # would kill the server next.
             if self._process is None:
                 raise ProcessStopped("The prediction process is starting; try again in a moment.")
-            return await self._process.run(job)
+            try:
+                return await self._process.run(job)
+            finally:
+                if _size(job) > inference.TRIM_AFTER:  # the server held large uploads too
+                    await run_in_threadpool(inference.trim)
         (outcome,) = await run_in_threadpool(self._reader, [job])
         if isinstance(outcome, BaseException):
             raise outcome
