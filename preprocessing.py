@@ -219,13 +219,16 @@ def _colour_contrast(gray: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Where ink differs from the paper by its colour more than by its brightness (yellow on
     light blue, red on green), a grey image that shows that difference: 1 on the paper's
     colour, darker with distance from it. Otherwise the luminance, as it is."""
+    step = max(1, max(gray.shape) // 96)  # decided on a sample: most images keep luminance
+    by_brightness = _quantile(np.abs(gray[::step, ::step] - _median(_border(gray))), 0.99)
+    if by_brightness >= MIN_CONTRAST * 2:
+        return gray
     paper = np.median(_border(colour), axis=0)
-    distance = np.sqrt(((colour - paper) ** 2).sum(axis=2) / 3.0)
-    by_colour = _quantile(distance, 0.99)
-    by_brightness = _quantile(np.abs(gray - _median(_border(gray))), 0.99)
-    if by_brightness < MIN_CONTRAST * 2 and by_colour > 2 * by_brightness:
-        return (1.0 - distance).astype(np.float32)
-    return gray
+    sample = colour[::step, ::step]
+    by_colour = _quantile(np.sqrt(((sample - paper) ** 2).sum(axis=2) / 3.0), 0.99)
+    if by_colour <= 2 * by_brightness:
+        return gray
+    return (1.0 - np.sqrt(((colour - paper) ** 2).sum(axis=2) / 3.0)).astype(np.float32)
 
 
 def ink_map(image: Image.Image) -> np.ndarray:
@@ -355,41 +358,55 @@ def _digit_only(ink: np.ndarray) -> tuple[np.ndarray, int]:
     """The ink map with what is not the digit erased, and how many heavy blobs of ink (not
     specks) the image holds.
 
-    Marks a line of a pixel or two apart are one mark (a grid drawn over a digit cuts it into
-    pieces; a thin stroke breaks where it is faint). The digit is the heaviest mark and the
-    marks near it: grown from the heaviest, a mark joins when it lies within the digit's box
-    grown by a margin (JOIN_MARGIN of its size for heavy marks: the detached bar of a 5, the
-    second stroke of a 4; SPECK_MARGIN for light ones: MNIST digits have such dots). Marks
-    farther away are clutter (a badge in a corner, axis labels, dirt).
+    When there are more heavy marks than a digit has, marks a line of a pixel or two apart
+    are taken as one (a grid drawn over a digit cuts it into pieces). The digit is the
+    heaviest mark and the heavy marks near it: grown from the heaviest, a heavy mark joins
+    when it lies within JOIN_MARGIN (of its size) of the digit's box (the detached bar of a 5,
+    the second stroke of a 4). Light marks join when they lie within SPECK_MARGIN of the
+    digit's box (MNIST digits have such dots). Marks farther away are clutter (a badge in a
+    corner, axis labels, dirt).
     """
     mask = ink > 0
-    joined = ndimage.binary_closing(mask, structure=np.ones((3, 3))) | mask
-    labels, count = ndimage.label(joined, structure=np.ones((3, 3)))
-    if count == 0:
-        raise NoDigitFound(NO_DIGIT)
-    masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
+    labels, count, masses, heavy = _marks(ink, mask)
+    if heavy.sum() > MAX_PIECES:  # too many to be a digit, unless lines cut it apart
+        labels, count, masses, heavy = _marks(ink, ndimage.binary_closing(mask) | mask)
     spans = np.array(
         [(b[0].start, b[0].stop, b[1].start, b[1].stop) for b in ndimage.find_objects(labels)]
     )
-    heavy = masses >= SPECK_FRACTION * masses.max()
     keep = np.zeros(count, dtype=bool)
     keep[int(masses.argmax())] = True
-    while True:  # grow the digit from its heaviest mark
-        top, left = spans[keep][:, [0, 2]].min(axis=0)
-        bottom, right = spans[keep][:, [1, 3]].max(axis=0)
-        size = max(bottom - top, right - left)
-        margin = np.where(heavy, JOIN_MARGIN, SPECK_MARGIN) * size
-        near = (
-            (spans[:, 0] >= top - margin)
-            & (spans[:, 1] <= bottom + margin)
-            & (spans[:, 2] >= left - margin)
-            & (spans[:, 3] <= right + margin)
-        )
+    while True:  # grow the digit from its heaviest mark, by the heavy marks near it
+        near = _near(spans, spans[keep], JOIN_MARGIN) & heavy
         if not (near & ~keep).any():
             break
         keep |= near
+    keep |= _near(spans, spans[keep], SPECK_MARGIN)  # and the specks on it (they never grow it)
     keep_labels = np.concatenate([[False], keep])  # label 0 is the background
     return np.where(keep_labels[labels], ink, 0.0).astype(np.float32), int(heavy.sum())
+
+
+def _near(spans: np.ndarray, digit: np.ndarray, margin: float) -> np.ndarray:
+    """Which marks (their spans: top, bottom, left, right) lie within the box of the digit's
+    marks grown by `margin` times its size."""
+    top, left = digit[:, [0, 2]].min(axis=0)
+    bottom, right = digit[:, [1, 3]].max(axis=0)
+    grow = margin * max(bottom - top, right - left)
+    return (
+        (spans[:, 0] >= top - grow)
+        & (spans[:, 1] <= bottom + grow)
+        & (spans[:, 2] >= left - grow)
+        & (spans[:, 3] <= right + grow)
+    )
+
+
+def _marks(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """The separate marks of a mask: labels, how many, each one's mass of ink, which are heavy
+    (not specks)."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        raise NoDigitFound(NO_DIGIT)
+    masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
+    return labels, count, masses, masses >= SPECK_FRACTION * masses.max()
 
 
 def _box(values: np.ndarray) -> tuple[int, int, int, int]:
