@@ -176,6 +176,8 @@ def _serve(sock: socket.socket, work: Work) -> None:
     while (jobs := frames.wait()) is not None:
         for start in range(0, len(jobs), MAX_JOBS):
             _answer(sock, jobs[start : start + MAX_JOBS], work)
+            if _guard is not None:  # an answer is a sign of life: no heartbeat needed yet
+                _guard.last_sign = time.monotonic()
         del jobs  # not held while the next jobs are awaited
         if frames.received > TRIM_AFTER:  # a pass of large uploads: hand freed memory back
             trim()
