@@ -76,7 +76,7 @@ class _Frames:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
-        self.received = 0  # bytes of frames taken since the prediction loop last looked
+        self.received = 0  # bytes of frames the last wait() took
 
     def _complete(self) -> list[Any]:
         messages = []
@@ -94,6 +94,7 @@ class _Frames:
 
     def wait(self) -> list[Any] | None:
         """Block for at least one frame, then take every other one already here. None at EOF."""
+        self.received = 0
         while True:
             messages = self._complete()
             # take what else is waiting, without blocking, so it joins this pass
@@ -141,12 +142,7 @@ class _Guard:
         previous = signal.signal(signal.SIGALRM, too_slow)
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
         try:
-            yield
-        except MemoryError as error:
-            raise TooCostly(
-                "The image needs more memory to decode than one upload may use; "
-                "send a smaller image."
-            ) from error
+            yield  # MemoryError passes through: preprocessing turns it into a 413
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
@@ -181,7 +177,6 @@ def _serve(sock: socket.socket, work: Work) -> None:
         del jobs  # not held while the next jobs are awaited
         if frames.received > TRIM_AFTER:  # a pass of large uploads: hand freed memory back
             trim()
-        frames.received = 0
 
 
 def _answer(sock: socket.socket, jobs: list[tuple[int, Any]], work: Work) -> None:

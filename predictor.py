@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY = 0.1  # seconds before a dead prediction process is replaced...
 MAX_RESTART_DELAY = 5.0  # ...doubling up to this while new ones keep dying young
+STARTING = "The prediction process is starting; try again in a moment."
 
 
 @dataclass(frozen=True)
@@ -141,13 +142,13 @@ class Predictor:
     def __init__(self, settings: Settings, keeper: Keeper | None = None) -> None:
         self.settings = settings
         self.keeper = keeper
-        self._model: model.DigitModel | None = None
-        self._reader: Reader | None = None
+        self._reader: Reader | None = None  # the served model, with how uploads are read
         self._thread: threading.Thread | None = None
         self.failure: str | None = None
         self._process: PredictionProcess | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._restart_delay = RESTART_DELAY
+        self._process_started = 0.0  # when the newest prediction process was started
 
     def start(self) -> None:
         """Serve the cached model if it is usable; else get MNIST now and train in the background.
@@ -171,7 +172,6 @@ class Predictor:
 
     def _use(self, served: model.DigitModel) -> None:
         self._reader = Reader(served, self.settings.max_image_pixels, self.keeper)
-        self._model = served
 
     def _train(self, mnist: dataset.Mnist) -> None:
         started = time.perf_counter()
@@ -195,15 +195,15 @@ class Predictor:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
-        return self._model is not None
+        return self._reader is not None
 
     @property
     def model(self) -> model.DigitModel:
-        if self._model is None:
+        if self._reader is None:
             if self.failure:
                 raise ModelNotReady(f"The model could not be trained: {self.failure}")
             raise ModelNotReady("The model is still training; try again in a minute.")
-        return self._model
+        return self._reader.model
 
     def unavailable(self) -> str | None:
         """Why predictions cannot be served right now (for /ready), or None when they can."""
@@ -212,7 +212,7 @@ class Predictor:
         except ModelNotReady as exc:
             return exc.detail
         if self.settings.prediction_process and not (self._process and self._process.running):
-            return "The prediction process is starting; try again in a moment."
+            return STARTING
         return None
 
     async def serve(self) -> None:
@@ -220,7 +220,7 @@ class Predictor:
         if not self.settings.prediction_process:
             return
         self._loop = asyncio.get_running_loop()
-        if self._model is not None:
+        if self._reader is not None:
             await self._start_process()
 
     async def _start_process(self) -> None:
@@ -291,7 +291,7 @@ class Predictor:
             # Never done anywhere else when the process is away: an upload that killed it
             # would kill the server next.
             if self._process is None:
-                raise ProcessStopped("The prediction process is starting; try again in a moment.")
+                raise ProcessStopped(STARTING)
             try:
                 return await self._process.run(job)
             finally:

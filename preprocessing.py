@@ -71,8 +71,6 @@ NOT_AN_IMAGE = "File provided is not an image."
 # The formats served (Pillow's names), recognised by content. README lists the same.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"
-
-T = TypeVar("T")
 NO_DIGIT = "No digit found in the image."
 
 # decode() checks every image's pixel count against the configured limit before a single pixel
@@ -160,6 +158,9 @@ def prepare_many(
     return prepared
 
 
+T = TypeVar("T")
+
+
 def _guarded(
     guard: Callable[[], AbstractContextManager[None]], work: Callable[..., T], *args: Any
 ) -> T | ServiceError:
@@ -168,8 +169,10 @@ def _guarded(
             return work(*args)
     except ServiceError as error:
         return _detached(error)
-    except MemoryError:
-        return TooCostly("The image needs more memory to decode than one upload may use.")
+    except MemoryError:  # over the prediction process's cap on address space
+        return TooCostly(
+            "The image needs more memory to decode than one upload may use; send a smaller image."
+        )
     except Exception as error:
         return InvalidImage(f"The image could not be read ({type(error).__name__}: {error}).")
 
@@ -210,25 +213,29 @@ def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         return pixels[..., 0], pixels[..., 1]
     gray = np.asarray(_shrink(image.convert("L")), dtype=np.float32) / 255.0
     if image.mode == "RGB":
-        colour = np.asarray(_shrink(image), dtype=np.float32) / 255.0
-        gray = _colour_contrast(gray, colour)
+        gray = _colour_contrast(gray, image)
     return gray, None
 
 
-def _colour_contrast(gray: np.ndarray, colour: np.ndarray) -> np.ndarray:
+def _colour_contrast(gray: np.ndarray, image: Image.Image) -> np.ndarray:
     """Where ink differs from the paper by its colour more than by its brightness (yellow on
     light blue, red on green), a grey image that shows that difference: 1 on the paper's
     colour, darker with distance from it. Otherwise the luminance, as it is."""
     step = max(1, max(gray.shape) // 96)  # decided on a sample: most images keep luminance
     by_brightness = _quantile(np.abs(gray[::step, ::step] - _median(_border(gray))), 0.99)
     if by_brightness >= MIN_CONTRAST * 2:
-        return gray
+        return gray  # the colours are only looked at when brightness tells too little
+    colour = np.asarray(_shrink(image), dtype=np.float32) / 255.0
     paper = np.median(_border(colour), axis=0)
-    sample = colour[::step, ::step]
-    by_colour = _quantile(np.sqrt(((sample - paper) ** 2).sum(axis=2) / 3.0), 0.99)
+    by_colour = _quantile(_distance(colour[::step, ::step], paper), 0.99)
     if by_colour <= 2 * by_brightness:
         return gray
-    return (1.0 - np.sqrt(((colour - paper) ** 2).sum(axis=2) / 3.0)).astype(np.float32)
+    return (1.0 - _distance(colour, paper)).astype(np.float32)
+
+
+def _distance(colour: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """Each pixel's distance in RGB from the paper's colour, 0..1."""
+    return np.sqrt(((colour - paper) ** 2).sum(axis=2) / 3.0)
 
 
 def ink_map(image: Image.Image) -> np.ndarray:
