@@ -167,7 +167,11 @@ def fold_kernel_map(pipeline: Pipeline) -> Pipeline:
 
 def as_inputs(digits: dataset.Digits) -> np.ndarray:
     """MNIST uint8 images to the pipeline's input: float32 (n, 784) in 0..1."""
-    return digits.images.reshape(len(digits), -1).astype(np.float32) / np.float32(255)
+    return _inputs(digits.images)
+
+
+def _inputs(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
 
 
 def with_stroke_widths(digits: dataset.Digits) -> tuple[np.ndarray, np.ndarray]:
@@ -180,9 +184,7 @@ def with_stroke_widths(digits: dataset.Digits) -> tuple[np.ndarray, np.ndarray]:
     images = digits.images
     thinner = ndimage.grey_erosion(images, size=(1, 2, 2))
     thicker = ndimage.grey_dilation(images, size=(1, 2, 2))
-    stacked = np.concatenate([images, thinner, thicker])
-    inputs = stacked.reshape(len(stacked), -1).astype(np.float32) / np.float32(255)
-    return inputs, np.concatenate([digits.labels] * 3)
+    return _inputs(np.concatenate([images, thinner, thicker])), np.tile(digits.labels, 3)
 
 
 def _version(pipeline: Pipeline) -> str:
@@ -302,6 +304,11 @@ def load_or_train(
     wait for it and then load its file.
     """
     path = settings.model_path
+
+    def trained() -> DigitModel:
+        mnist = mnist_loader() if mnist_loader else load_mnist(settings)
+        return train(mnist, settings.train_limit, progress)
+
     try:
         return load(path), False
     except UnusableCache as exc:
@@ -318,16 +325,14 @@ def load_or_train(
             path.parent,
             exc.strerror or exc,
         )
-        mnist = mnist_loader() if mnist_loader else load_mnist(settings)
-        return train(mnist, settings.train_limit, progress), True
+        return trained(), True
     try:
         try:  # another process may have trained while this one waited for the lock
             return load(path), False
         except UnusableCache as exc:
             if path.exists():
                 log.warning("retraining: %s", exc)
-        mnist = mnist_loader() if mnist_loader else load_mnist(settings)
-        model = train(mnist, settings.train_limit, progress)
+        model = trained()
         save(model, path)
         progress(f"saved {path}")
         return model, True

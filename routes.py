@@ -189,7 +189,12 @@ async def health() -> schemas.Health:
 @router.get(
     "/ready",
     response_model=schemas.Ready,
-    responses={503: {"model": schemas.Error, "description": "Training, or restarting"}},
+    responses={
+        503: {
+            "model": schemas.Error,
+            "description": "Training, the prediction process (re)starting, or storage full",
+        }
+    },
     tags=["operations"],
 )
 async def ready(request: Request, predictor: PredictorDep) -> schemas.Ready | JSONResponse:
