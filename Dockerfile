@@ -17,7 +17,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY *.py ./
+COPY *.py alembic.ini ./
+COPY migrations/ ./migrations/
 COPY ui/ ./ui/
 RUN install -d -o 10001 -g 10001 /app/models /app/data
 USER 10001:10001

@@ -93,6 +93,27 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the users and history database. Unset: the SQLite file "
         "digits.db in DATA_DIR.",
     )
+    database_pool_size: int = Field(
+        default=5,
+        gt=0,
+        description="Connections each server process keeps open to a database server "
+        "(PostgreSQL; SQLite needs none). See the README on sizing against max_connections.",
+    )
+    database_max_overflow: int = Field(
+        default=5,
+        ge=0,
+        description="Extra connections a server process may open at peaks, closed when idle.",
+    )
+    database_pool_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a request waits for a free database connection before its 503.",
+    )
+    database_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds to reach the database server before giving up (503).",
+    )
     token_lifetime_days: float = Field(
         default=30, gt=0, description="Days a login token stays valid."
     )

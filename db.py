@@ -1,14 +1,17 @@
 """Storage: every SQL statement of the service, written with SQLAlchemy Core.
 
 Functions take keyword arguments and return plain dicts; nothing outside this module builds SQL.
-The schema is created and upgraded at start-up by numbered migrations, recorded in the table
-`schema_version`. Nothing here is SQLite-only: SQLite gets WAL mode, foreign keys and a busy
-timeout when the URL names it, and the same statements run on PostgreSQL.
+The same statements run on SQLite (the embedded default: WAL mode, foreign keys, a busy timeout)
+and on PostgreSQL (many replicas on one database: a connection pool for a web server). The
+schema is created and upgraded at start-up by Alembic (migrations/), under a lock, so replicas
+booting together upgrade it once; `python -m db upgrade` does it by hand.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import shutil
 import sqlite3
 import threading
@@ -16,11 +19,15 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData()
@@ -76,51 +83,6 @@ login_failures = sa.Table(
     sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-schema_version = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-
-def _create(*tables: sa.Table) -> Callable[[Connection], None]:
-    def migrate(connection: Connection) -> None:
-        for table in tables:
-            table.create(connection)
-
-    return migrate
-
-
-def _never_reuse_prediction_ids(connection: Connection) -> None:
-    """SQLite: remake the predictions table with AUTOINCREMENT, every row kept as it is."""
-    if connection.dialect.name != "sqlite":
-        return
-    made = connection.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'predictions'"
-    ).scalar_one()
-    if "AUTOINCREMENT" in made.upper():  # made by migration 1 from today's table definition
-        return
-    connection.exec_driver_sql("ALTER TABLE predictions RENAME TO predictions_before_2")
-    connection.exec_driver_sql("DROP INDEX ix_predictions_user_newest")
-    predictions.create(connection)
-    names = ", ".join(column.name for column in predictions.c)
-    connection.exec_driver_sql(
-        f"INSERT INTO predictions ({names}) SELECT {names} FROM predictions_before_2"  # noqa: S608 -- our own column names
-    )
-    connection.exec_driver_sql("DROP TABLE predictions_before_2")
-
-
-# Numbered migrations, applied in order, each once. Append; never edit a published one.
-MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
-    (
-        1,
-        "users, tokens, predictions, login failures",
-        _create(users, tokens, predictions, login_failures),
-    ),
-    (2, "prediction ids are never reused", _never_reuse_prediction_ids),
-]
-
 PREDICTION_COLUMNS = [c for c in predictions.c if c.name != "image"]
 
 
@@ -148,43 +110,110 @@ def _writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction. On SQLite it takes the write lock before anything else (BEGIN
     IMMEDIATE): a transaction that reads and then writes would otherwise fail at once, not
     wait, when another process wrote in between. This process's writers queue on a lock."""
-    with _write_locks.get(engine) or nullcontext(), engine.connect() as plain:
+    with _write_locks.get(engine) or nullcontext(), _checkout(engine) as plain:
         connection = plain.execution_options(sqlite_begin="IMMEDIATE")
         with connection.begin():
             yield connection
 
 
-def connect(url: str) -> Engine:
-    """An engine for `url`; SQLite files get WAL, foreign keys and a 5 s busy timeout."""
-    if url.startswith("sqlite"):
-        database = sa.make_url(url).database
-        if database and database != ":memory:":
-            # a folder that cannot be made is reported when the database is first used
-            with suppress(OSError):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 5, "check_same_thread": False})
+@dataclass(frozen=True)
+class Pool:
+    """How many connections one engine keeps, and how long a request waits for one."""
 
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # Python's sqlite3 driver opens transactions only before INSERT/UPDATE/DELETE, so
-            # CREATE TABLE would commit on its own and a migration would not be atomic. Take
-            # transactions away from the driver; SQLAlchemy begins them (below).
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            _use_wal(cursor)
-            cursor.close()
+    size: int = 5
+    max_overflow: int = 5
+    timeout: float = 10.0  # seconds to wait for a free connection: then 503
+    connect_timeout: float = 5.0  # seconds to reach the server: then 503
+    recycle: float = 1800.0  # seconds before a connection is replaced (idle-timeout proxies)
 
-        @sa.event.listens_for(engine, "begin")
-        def _begin(connection: Connection) -> None:
-            # migrations ask for IMMEDIATE: the write lock first, then a fresh read
-            mode = connection.get_execution_options().get("sqlite_begin", "")
-            connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
-        _write_locks[engine] = threading.Lock()
+ONE_CONNECTION = Pool(size=1, max_overflow=0)  # a single-threaded user: the prediction process
+_pools: weakref.WeakKeyDictionary[Engine, Pool] = weakref.WeakKeyDictionary()
+
+
+def connect(url: str, pool: Pool = Pool()) -> Engine:
+    """An engine for `url`. SQLite files get WAL, foreign keys and a 5 s busy timeout; a server
+    database gets a pool of `pool.size` (+ `max_overflow` at peaks) connections, each checked
+    before use, so one that the server closed (a restart) is replaced, not handed out."""
+    if not url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            pool_size=pool.size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.timeout,
+            pool_recycle=pool.recycle,
+            pool_pre_ping=True,
+            connect_args=_connect_timeout(url, pool.connect_timeout),
+        )
+        _pools[engine] = pool
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    database = sa.make_url(url).database
+    if database and database != ":memory:":
+        # a folder that cannot be made is reported when the database is first used
+        with suppress(OSError):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 5, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Python's sqlite3 driver opens transactions only before INSERT/UPDATE/DELETE, so
+        # CREATE TABLE would commit on its own and a migration would not be atomic. Take
+        # transactions away from the driver; SQLAlchemy begins them (below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        _use_wal(cursor)
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # writers and migrations ask for IMMEDIATE: the write lock first, then a fresh read
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    _write_locks[engine] = threading.Lock()
+    return engine
+
+
+def _connect_timeout(url: str, seconds: float) -> dict[str, Any]:
+    # libpq's connect_timeout (whole seconds, at least 2); other drivers take their own
+    if sa.make_url(url).get_backend_name() == "postgresql":
+        return {"connect_timeout": max(2, math.ceil(seconds))}
+    return {}
+
+
+# Who hears how long each checkout of a connection took: (engine's pool, seconds, whether every
+# connection was in use when it was asked for, so it had to wait). Set by `watch`.
+Watcher = Callable[[sa.Pool, float, bool], None]
+_watchers: weakref.WeakKeyDictionary[Engine, Watcher] = weakref.WeakKeyDictionary()
+
+
+def watch(engine: Engine, watcher: Watcher) -> None:
+    """Call `watcher` after every checkout of a connection from `engine`'s pool (metrics)."""
+    _watchers[engine] = watcher
+
+
+def _busy(engine: Engine) -> bool:
+    """Whether a checkout now would have to wait: every connection the pool may open is in use."""
+    pool, limits = engine.pool, _pools.get(engine)
+    if limits is None or not isinstance(pool, sa.QueuePool):
+        return False
+    return pool.checkedout() >= limits.size + limits.max_overflow
+
+
+@contextmanager
+def _checkout(engine: Engine) -> Iterator[Connection]:
+    """A connection from the pool, its wait reported to the engine's watcher."""
+    watcher = _watchers.get(engine)
+    if watcher is None:
+        with engine.connect() as connection:
+            yield connection
+        return
+    busy, started = _busy(engine), time.perf_counter()
+    with engine.connect() as connection:
+        watcher(engine.pool, time.perf_counter() - started, busy)
+        yield connection
 
 
 MIN_FREE_BYTES = 16 * 1024 * 1024  # less free space than this under a SQLite file: full
@@ -202,38 +231,6 @@ def storage_full(engine: Engine) -> bool:
         return False
 
 
-def _applied(connection: Connection, number: int) -> bool:
-    found = connection.execute(
-        sa.select(schema_version.c.version).where(schema_version.c.version == number)
-    ).first()
-    return found is not None
-
-
-def _apply_once(engine: Engine, number: int, apply: Callable[[Connection], None]) -> None:
-    """Apply migration `number` unless it is recorded, recording it in the same transaction.
-
-    SQLite: BEGIN IMMEDIATE takes the write lock before reading, so workers booting together
-    take turns and later ones find the migration recorded. PostgreSQL: DDL is transactional;
-    a worker that loses the race fails on the existing table and finds the record instead.
-    """
-    try:
-        with engine.connect() as plain:
-            connection = plain.execution_options(sqlite_begin="IMMEDIATE")
-            with connection.begin():
-                if number == 0:
-                    schema_version.create(connection, checkfirst=True)
-                elif not _applied(connection, number):
-                    apply(connection)
-                    connection.execute(
-                        schema_version.insert().values(version=number, applied_at=now())
-                    )
-    except sa.exc.DBAPIError:
-        with engine.connect() as check:
-            present = sa.inspect(check).has_table(schema_version.name)
-            if not present or (number and not _applied(check, number)):
-                raise
-
-
 def _use_wal(cursor: Any) -> None:
     """Switch the database to WAL (it stays so, in the file). The switch needs an exclusive
     lock and fails at once, without waiting, while another connection holds one: that only
@@ -249,12 +246,52 @@ def _use_wal(cursor: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
 
 
-def migrate(engine: Engine) -> int:
-    """Bring the schema up to date; safe from several processes at once. Returns its version."""
-    _apply_once(engine, 0, lambda connection: None)  # the version table itself
-    for number, _description, apply in MIGRATIONS:
-        _apply_once(engine, number, apply)
-    return MIGRATIONS[-1][0]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# PostgreSQL advisory lock held while one replica upgrades the schema: the others wait for it,
+# then find the schema at head and do nothing. (Any 64-bit number no other code uses.)
+MIGRATION_LOCK = 0x6469676974730001
+
+
+@contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only one process at a time holds: PostgreSQL's advisory lock, or
+    SQLite's write lock (BEGIN IMMEDIATE), taken before anything is read."""
+    with engine.connect() as plain:
+        connection = plain.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            yield connection
+
+
+def _alembic(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The newest revision of the schema."""
+    newest = ScriptDirectory.from_config(_alembic()).get_current_head()
+    assert newest is not None
+    return newest
+
+
+def upgrade(engine: Engine) -> str:
+    """Bring the schema up to date (Alembic, to head), safe from many processes at once, in one
+    transaction: a failed upgrade leaves the database as it was. Returns the revision."""
+    with migrating(engine) as connection:
+        command.upgrade(_alembic(connection), "head")
+    return head()
+
+
+def revision(engine: Engine) -> str | None:
+    """The schema's revision in the database; None before the first upgrade."""
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 # --- users --------------------------------------------------------------------------------
@@ -280,7 +317,7 @@ def create_user(engine: Engine, *, username: str, email: str, password_hash: str
 
 
 def find_user(engine: Engine, *, username: str) -> dict[str, Any] | None:
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         row = connection.execute(
             sa.select(users).where(users.c.username_key == username.casefold())
         ).first()
@@ -288,7 +325,7 @@ def find_user(engine: Engine, *, username: str) -> dict[str, Any] | None:
 
 
 def get_user(engine: Engine, *, user_id: int) -> dict[str, Any] | None:
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         row = connection.execute(
             sa.select(users.c.id, users.c.username, users.c.email, users.c.created_at).where(
                 users.c.id == user_id
@@ -321,7 +358,7 @@ def add_token(engine: Engine, *, user_id: int, token_hash: str, lifetime: timede
 
 def token_owner(engine: Engine, *, token_hash: str) -> dict[str, Any] | None:
     """The token's row (user_id, token_hash, expires_at), or None when unknown or expired."""
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         live = _live_tokens(connection, {token_hash})
     return dict(live[0]._mapping) if live else None
 
@@ -354,7 +391,7 @@ def record_login_failure(engine: Engine, *, username: str) -> None:
 
 def recent_login_failures(engine: Engine, *, username: str, window: timedelta) -> list[datetime]:
     """When `username`'s failed logins within `window` happened, oldest first."""
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         rows = connection.execute(
             sa.select(login_failures.c.failed_at)
             .where(
@@ -430,7 +467,7 @@ def _insert_predictions(connection: Connection, rows: list[dict[str, Any]]) -> l
 
 
 def count_predictions(engine: Engine, *, user_id: int) -> int:
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         return int(connection.execute(_count_of(user_id)).scalar_one())
 
 
@@ -444,7 +481,7 @@ def list_predictions(
     engine: Engine, *, user_id: int, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """(how many the user has, one page of them newest first)."""
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         total = connection.execute(_count_of(user_id)).scalar_one()
         rows = connection.execute(
             sa.select(*PREDICTION_COLUMNS)
@@ -458,7 +495,7 @@ def list_predictions(
 
 def get_prediction(engine: Engine, *, user_id: int, prediction_id: int) -> dict[str, Any] | None:
     """The user's own prediction; another user's is as absent as a missing one."""
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         row = connection.execute(
             sa.select(*PREDICTION_COLUMNS).where(
                 predictions.c.id == prediction_id, predictions.c.user_id == user_id
@@ -470,7 +507,7 @@ def get_prediction(engine: Engine, *, user_id: int, prediction_id: int) -> dict[
 def get_prediction_image(
     engine: Engine, *, user_id: int, prediction_id: int
 ) -> tuple[bytes, str] | None:
-    with engine.connect() as connection:
+    with _checkout(engine) as connection:
         row = connection.execute(
             sa.select(predictions.c.image, predictions.c.image_type).where(
                 predictions.c.id == prediction_id, predictions.c.user_id == user_id
@@ -487,3 +524,23 @@ def delete_prediction(engine: Engine, *, user_id: int, prediction_id: int) -> bo
             )
         ).rowcount
     return bool(deleted)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m db upgrade`: upgrade DATABASE_URL's schema to head (what start-up does);
+    `python -m db revision`: print the schema's revision."""
+    from config import Settings  # settings belong to the service's entry points, not to storage
+
+    parser = argparse.ArgumentParser(prog="python -m db", description=main.__doc__)
+    parser.add_argument("action", choices=["upgrade", "revision"])
+    action = parser.parse_args(argv).action
+    engine = connect(Settings().database)
+    try:
+        print(upgrade(engine) if action == "upgrade" else revision(engine) or "none")
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -65,4 +65,4 @@ class Keeper:
 
 
 def _keeper_for(url: str) -> Keeper:
-    return Keeper(db.connect(url))
+    return Keeper(db.connect(url, db.ONE_CONNECTION))  # the prediction process has one thread

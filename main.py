@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +15,9 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -49,22 +53,21 @@ UNPARSABLE_BODY = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logs.configure(settings.log_level, settings.log_format)
-    engine = db.connect(settings.database)
+    engine = db.connect(
+        settings.database,
+        db.Pool(
+            size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout=settings.database_pool_timeout,
+            connect_timeout=settings.database_connect_timeout,
+        ),
+    )
+    db.watch(engine, metrics.connection_checked_out)
     predictor = Predictor(settings, keeper=history.Keeper(engine))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            db.migrate(engine)
-        except (OperationalError, OSError) as exc:
-            # one line that says what, where and how to fix it; predictions go on without
-            log.error(
-                "accounts and history are unavailable: the database %s cannot be written "
-                "(%s); give the service a writable DATA_DIR (a volume at /app/data in the "
-                "image) or set DATABASE_URL. Predictions without a token still work.",
-                engine.url.render_as_string(hide_password=True),
-                getattr(exc, "orig", exc),
-            )
+        upgraded = _upgrade(engine)  # replicas booting together wait here for one another
         predictor.start()
         # Everything made so far (modules, the model, the app) lives as long as the process:
         # take it out of the garbage collector's full scans, which otherwise stall the event
@@ -72,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # prediction process, would touch and so copy every shared page).
         gc.freeze()
         await predictor.serve()
+        # a database that was unreachable at start-up is upgraded as soon as it is back
+        retrying = None if upgraded else asyncio.create_task(_upgrade_when_back(engine))
         yield
+        if retrying:
+            retrying.cancel()
         await predictor.stop()
         engine.dispose()
 
@@ -134,11 +141,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(OperationalError)
-    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)  # every pooled connection busy for DATABASE_POOL_TIMEOUT
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.error("database unavailable for %s %s: %s", request.method, request.url.path, exc)
         return await service_error(request, database_error(str(exc)))
 
     return app
+
+
+UPGRADE_RETRY_SECONDS = (1, 2, 5, 10, 30)
+
+
+def _upgrade(engine: Engine, quiet: bool = False) -> bool:
+    """Upgrade the schema; False (and one log line that says what, where and how to fix it)
+    when the database cannot be reached or written. Predictions without a token go on."""
+    try:
+        db.upgrade(engine)
+    except (OperationalError, OSError) as exc:
+        if not quiet:
+            log.error(
+                "accounts and history are unavailable: the database %s cannot be reached or "
+                "written (%s). Give the service a writable DATA_DIR (a volume at /app/data in "
+                "the image) or a reachable DATABASE_URL; it upgrades the schema as soon as it "
+                "can. Predictions without a token still work.",
+                engine.url.render_as_string(hide_password=True),
+                str(getattr(exc, "orig", exc)).strip(),
+            )
+        return False
+    return True
+
+
+async def _upgrade_when_back(engine: Engine) -> None:
+    for attempt in itertools.count():
+        await asyncio.sleep(UPGRADE_RETRY_SECONDS[min(attempt, len(UPGRADE_RETRY_SECONDS) - 1)])
+        if await asyncio.to_thread(_upgrade, engine, True):
+            log.info("the database is back: schema at %s", db.head())
+            return
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -1,5 +1,5 @@
 """Prometheus metrics at GET /metrics: requests and latency per route and status, predictions
-per digit, the served model's version and load time.
+per digit, the served model's version and load time, the database connection pool.
 
 With several worker processes each one counts its own requests; set PROMETHEUS_MULTIPROC_DIR to
 an empty directory shared by them and /metrics adds all workers up (prometheus-client's
@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterable
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -23,6 +23,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy.pool import Pool, QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
@@ -44,6 +45,20 @@ MODEL_LOAD = Gauge(
     multiprocess_mode="max",
 )  # fmt: skip
 
+DB_CONNECTIONS = Gauge(
+    "digit_db_connections", "The server's pooled database connections, by state (in_use, idle).",
+    ["state"], multiprocess_mode="livesum",
+)  # fmt: skip
+DB_CHECKOUT = Histogram(
+    "digit_db_checkout_seconds",
+    "Time to get a database connection from the pool: waiting for a free one, or opening one.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5, 5, 10),
+)
+DB_WAITS = Counter(
+    "digit_db_pool_waits_total",
+    "Checkouts that found every connection the pool may open in use, and waited for one.",
+)
+
 router = APIRouter()
 
 
@@ -53,8 +68,9 @@ router = APIRouter()
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
     tags=["operations"],
 )
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
     """Metrics in Prometheus' text format."""
+    _count_connections(request.app.state.engine.pool)
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -71,6 +87,20 @@ def model_loaded(version: str, seconds: float) -> None:
     MODEL.clear()
     MODEL.labels(version=version).set(1)
     MODEL_LOAD.set(seconds)
+
+
+def _count_connections(pool: Pool) -> None:
+    if isinstance(pool, QueuePool):
+        DB_CONNECTIONS.labels(state="in_use").set(pool.checkedout())
+        DB_CONNECTIONS.labels(state="idle").set(pool.checkedin())
+
+
+def connection_checked_out(pool: Pool, seconds: float, waited: bool) -> None:
+    """Called by the storage layer after each checkout (db.watch)."""
+    DB_CHECKOUT.observe(seconds)
+    if waited:
+        DB_WAITS.inc()
+    _count_connections(pool)
 
 
 class RequestMetrics:

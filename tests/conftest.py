@@ -1,11 +1,15 @@
 """Fixtures: the MNIST test sample, a model trained on it once per session, and a fresh app with
-its own temporary model path for each test."""
+its own temporary model path for each test, once on a SQLite file and once on a database of a
+real PostgreSQL server started for the session (skipped, with the reason, where PostgreSQL is
+not installed; DIGITS_REQUIRE_POSTGRES=1 makes that a failure, as CI does)."""
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import dataset  # noqa: E402
 import model  # noqa: E402
+from bench.postgres import Cluster, Unavailable  # noqa: E402
 from config import Settings  # noqa: E402
 from main import create_app  # noqa: E402
 
@@ -48,6 +53,33 @@ def model_file(trained: model.DigitModel, tmp_path_factory: pytest.TempPathFacto
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A PostgreSQL server for the session: initdb in a temporary folder, on 127.0.0.1."""
+    try:
+        with Cluster.start() as cluster:
+            yield cluster
+    except Unavailable as exc:
+        if os.environ.get("DIGITS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"DIGITS_REQUIRE_POSTGRES=1, but {exc}")
+        pytest.skip(f"the PostgreSQL half of the suite: {exc}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database: a SQLite file, or a database of the session's PostgreSQL server.
+    A test that needs SQLite itself says so: @pytest.mark.parametrize("database_url",
+    ["sqlite"], indirect=True)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'digits.db'}"
+        return
+    cluster: Cluster = request.getfixturevalue("postgres")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    url = cluster.create_database(name)
+    yield url
+    cluster.drop_database(name)
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "mnist_data_dir": SAMPLE_DIR,
@@ -61,9 +93,9 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, model_file: Path) -> Settings:
+def settings(tmp_path: Path, model_file: Path, database_url: str) -> Settings:
     """Settings whose model path holds a copy of the session's trained model."""
-    result = make_settings(tmp_path)
+    result = make_settings(tmp_path, database_url=database_url)
     result.model_path.parent.mkdir(parents=True)
     shutil.copy(model_file, result.model_path)
     shutil.copy(model.run_note_path(model_file), model.run_note_path(result.model_path))

@@ -250,6 +250,7 @@ def test_simultaneous_registrations_of_one_name(tmp_path: Path, model_file: Path
     assert len(rows(settings, db.users)) == 1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's own file lock
 def test_a_locked_database_is_a_503_not_a_500(client: TestClient, settings: Settings) -> None:
     """Another process holds the write lock past the 5 s busy timeout: retry later."""
     token = register(client).json()["token"]

@@ -1,43 +1,64 @@
-"""The storage module on a real SQLite file: migrations, pragmas, constraints."""
+"""The storage module on a real SQLite file and a real PostgreSQL database: migrations,
+pragmas, constraints."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 import db
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> sa.Engine:
-    engine = db.connect(f"sqlite:///{tmp_path / 'sub' / 'digits.db'}")  # the folder is made
-    db.migrate(engine)
-    return engine
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = db.connect(database_url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
-def test_migrations_run_once_and_record_themselves(engine: sa.Engine) -> None:
-    assert db.migrate(engine) == 2  # a second run changes nothing
-    with engine.connect() as connection:
-        versions = connection.execute(sa.select(db.schema_version.c.version)).scalars().all()
-    assert versions == [1, 2]
+def test_a_new_sqlite_database_gets_its_folder(tmp_path: Path) -> None:
+    engine = db.connect(f"sqlite:///{tmp_path / 'sub' / 'digits.db'}")
+    assert db.revision(engine) is None
+    assert db.upgrade(engine) == db.head() == "0003"
+    assert (tmp_path / "sub" / "digits.db").exists()
+
+
+def test_upgrades_run_once_and_record_the_revision(engine: sa.Engine) -> None:
+    assert db.upgrade(engine) == "0003"  # a second run changes nothing
+    assert db.revision(engine) == "0003"
     assert set(sa.inspect(engine).get_table_names()) == {
-        "schema_version", "users", "tokens", "predictions", "login_failures",
+        "alembic_version", "users", "tokens", "predictions", "login_failures",
     }  # fmt: skip
 
 
-def test_concurrent_migrations(tmp_path: Path) -> None:
-    """Workers booting together all migrate; the schema is made once and nobody fails."""
-    url = f"sqlite:///{tmp_path / 'digits.db'}"
+def test_the_migrations_make_exactly_the_tables_the_code_uses(engine: sa.Engine) -> None:
+    """Alembic's autogenerate finds nothing to add, drop or alter between the migrated database
+    and db.metadata: columns, types, nullability, indexes, unique and foreign keys."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, db.metadata) == []
+
+
+def test_concurrent_upgrades(database_url: str) -> None:
+    """Replicas booting together all upgrade; the schema is made once and nobody fails."""
+    engines = [db.connect(database_url) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(lambda _: db.migrate(db.connect(url)), range(4))) == [2, 2, 2, 2]
+        assert list(pool.map(db.upgrade, engines)) == ["0003"] * 4
+    for engine in engines:
+        engine.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(engine: sa.Engine) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -81,6 +102,7 @@ ROW = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_keeping_for_tokens_waits_for_another_process_writing(engine: sa.Engine) -> None:
     """Two prediction processes (two engines on one file) keep history at once. The second reads
     tokens and then writes: it must wait for the first, not fail with 'database is locked'
@@ -132,7 +154,8 @@ def test_prediction_ids_are_never_reused(engine: sa.Engine) -> None:
 def test_a_database_of_the_first_schema_keeps_every_row_and_stops_reusing_ids(
     tmp_path: Path,
 ) -> None:
-    """A file made before migration 2 (the predictions table without AUTOINCREMENT)."""
+    """A file made by the first numbered migration (the predictions table without
+    AUTOINCREMENT, schema_version at 1): Alembic's 0002 remakes the table."""
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
     old.executescript(
@@ -162,7 +185,7 @@ def test_a_database_of_the_first_schema_keeps_every_row_and_stops_reusing_ids(
     old.commit()
     old.close()
     engine = db.connect(f"sqlite:///{path}")
-    assert db.migrate(engine) == 2
+    assert db.upgrade(engine) == "0003"
     kept = db.get_prediction(engine, user_id=1, prediction_id=7)
     assert kept is not None and (kept["result"], kept["image_type"]) == (3, "image/png")
     assert db.get_prediction_image(engine, user_id=1, prediction_id=7) == (

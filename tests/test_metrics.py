@@ -53,3 +53,21 @@ def test_metrics_count_requests_by_route_and_status_and_predictions_by_digit(
     version = client.get("/model").json()["version"]
     assert sample(after, "digit_model_info", version=version) == 1
     assert sample(after, "digit_model_load_seconds") > 0
+
+
+def test_metrics_show_the_database_pool(client: TestClient) -> None:
+    before = client.get("/metrics").text
+    account = {"username": "ada", "email": "ada@example.com", "password": "correct horse"}
+    token = client.post("/api/register/", json=account).json()["token"]
+    for _ in range(3):
+        assert client.get("/api/profile/", headers={"Authorization": f"Token {token}"}).is_success
+    after = client.get("/metrics").text
+    # register: the user, its token; each profile: the token check, the user, the count
+    checkouts = sample(after, "digit_db_checkout_seconds_count") - sample(
+        before, "digit_db_checkout_seconds_count"
+    )
+    assert checkouts == 2 + 3 * 3
+    assert sample(after, "digit_db_pool_waits_total") == 0  # one client never waits
+    # between requests every connection is back in the pool
+    assert sample(after, "digit_db_connections", state="in_use") == 0
+    assert sample(after, "digit_db_connections", state="idle") >= 1

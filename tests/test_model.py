@@ -158,9 +158,13 @@ def test_damaged_caches_are_refused(
 
 
 def test_load_or_train_serves_a_good_cache(settings: Settings) -> None:
+    """...and writes nothing, not even its training lock: a replica whose image carries the
+    model may have a read-only MODEL_PATH."""
+    before = sorted(settings.model_path.parent.iterdir())
     served, trained_here = model.load_or_train(settings)
     assert not trained_here
     assert served.info.training_digits == 802
+    assert sorted(settings.model_path.parent.iterdir()) == before
 
 
 def test_load_or_train_retrains_over_a_damaged_cache(
