@@ -104,13 +104,14 @@ def account(base: str, name: str) -> str:
 
 
 class Load:
-    """CLIENTS threads posting to /api/predict/ until stopped; every outcome recorded."""
+    """`clients` threads posting to /api/predict/ until stopped; every outcome recorded:
+    (started, ended, status or error name, the new id for a 201, else what the answer said)."""
 
-    def __init__(self, base: str, token: str, digit: bytes) -> None:
+    def __init__(self, base: str, token: str, digit: bytes, clients: int = CLIENTS) -> None:
         self.base, self.token, self.digit = base, token, digit
         self.outcomes: list[tuple[float, float, int | str, Any]] = []
         self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._client) for _ in range(CLIENTS)]
+        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
 
     def __enter__(self) -> Load:
         for thread in self.threads:
@@ -129,13 +130,21 @@ class Load:
                 started = time.monotonic()
                 try:
                     answer = client.post("/api/predict/", files={"image": ("d.png", self.digit)})
-                    body = answer.json()
-                    outcome: Any = body.get("id") if answer.status_code == 201 else body["detail"]
                     status: int | str = answer.status_code
-                except (httpx.TransportError, ValueError) as error:
+                    outcome = _said(answer)
+                except httpx.TransportError as error:
                     status, outcome = type(error).__name__, str(error)
                     time.sleep(0.05)
                 self.outcomes.append((started, time.monotonic(), status, outcome))
+
+
+def _said(answer: httpx.Response) -> Any:
+    """A 201's new id; otherwise the service's `detail`, or the start of a balancer's page."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:80]
+    return body.get("id") if answer.status_code == 201 else body.get("detail", body)
 
 
 def rows(database: Path) -> list[int]:
@@ -281,7 +290,8 @@ def storage(work: Path, model: Path, digit: bytes, failures: list[str]) -> dict[
         log = work / "readonly-data.log"
         with server(folder / "data", model, log) as (_, base):
             report["read-only data folder"] = answers(base, "none", digit)
-        lines = [line for line in log.read_text().splitlines() if "cannot be written" in line]
+        said = "cannot be reached or written"
+        lines = [line for line in log.read_text().splitlines() if said in line]
         report["read-only data folder"]["log lines"] = lines
         if len(lines) != 1 or report["read-only data folder"]["/predict/mnist (no token)"] != "200":
             failures.append(f"read-only data: {report['read-only data folder']}")
