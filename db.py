@@ -211,8 +211,11 @@ def _checkout(engine: Engine) -> Iterator[Connection]:
             yield connection
         return
     busy, started = _busy(engine), time.perf_counter()
-    with engine.connect() as connection:
+    try:
+        connection = engine.connect()
+    finally:  # a checkout that timed out waited too
         watcher(engine.pool, time.perf_counter() - started, busy)
+    with connection:
         yield connection
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 import dataset
 import styles
+from conftest import make_settings
+from main import create_app
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -71,3 +75,28 @@ def test_metrics_show_the_database_pool(client: TestClient) -> None:
     # between requests every connection is back in the pool
     assert sample(after, "digit_db_connections", state="in_use") == 0
     assert sample(after, "digit_db_connections", state="idle") >= 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite: no pool size
+def test_a_request_that_waits_in_vain_for_a_connection_is_a_503_and_counted(
+    tmp_path: Path, model_file: Path, database_url: str
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url=database_url, model_path=model_file,
+        database_pool_size=1, database_max_overflow=0, database_pool_timeout=0.2,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        account = {"username": "ada", "email": "ada@example.com", "password": "correct horse"}
+        token = client.post("/api/register/", json=account).json()["token"]
+        before = client.get("/metrics").text
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        with engine.connect():  # the pool's only connection, held elsewhere
+            busy = client.get("/api/profile/", headers={"Authorization": f"Token {token}"})
+            after = client.get("/metrics").text
+        assert (busy.status_code, busy.headers["Retry-After"]) == (503, "1")
+        assert (
+            sample(after, "digit_db_pool_waits_total") - sample(before, "digit_db_pool_waits_total")
+            == 1
+        )
+        assert sample(after, "digit_db_connections", state="in_use") == 1
+        assert client.get("/api/profile/", headers={"Authorization": f"Token {token}"}).is_success
