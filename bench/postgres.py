@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -151,6 +152,8 @@ class Cluster:
 
 
 def main() -> None:
+    # a plain `kill` stops the server too (the context manager's clean-up runs)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Cluster.start() as cluster:
         print(cluster.create_database("digits"), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
