@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -115,6 +116,35 @@ def haproxy(home: Path, backends: dict[str, list[str]]) -> Iterator[dict[str, st
         process.terminate()
         process.wait(10)
         log.close()
+
+
+class ConnectionCount:
+    """The most connections the replicas held to the database at once while in the block
+    (pg_stat_activity, polled every 50 ms by a connection of its own, not counted)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster, self.most = cluster, 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._poll)
+
+    def __enter__(self) -> ConnectionCount:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def _poll(self) -> None:
+        engine = sa.create_engine(self.cluster.url("postgres"))
+        query = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'digits' "
+            "AND backend_type = 'client backend'"
+        )
+        with engine.connect() as connection:
+            while not self.stopping.wait(0.05):
+                self.most = max(self.most, connection.execute(query).scalar_one())
+        engine.dispose()
 
 
 def account(url: str, name: str) -> tuple[str, int]:
@@ -213,14 +243,16 @@ def main() -> None:
                     if round_number == 0 and connections == CONNECTIONS[0]:
                         hey(url, *load, "-z", f"{args.warmup}s", "-c", "8")
                     started = time.monotonic()
-                    counts, percentiles = hey(url, *load, "-z", f"{args.duration}s",
-                                              "-c", str(connections))  # fmt: skip
+                    with ConnectionCount(cluster) as held:
+                        counts, percentiles = hey(url, *load, "-z", f"{args.duration}s",
+                                                  "-c", str(connections))  # fmt: skip
                     seconds = time.monotonic() - started
                     for code, count in counts.items():
                         statuses[name][code] = statuses[name].get(code, 0) + count
                     runs.setdefault((name, connections), []).append({
                         "rps": sum(counts.values()) / seconds,
                         "p50": percentiles["50"], "p99": percentiles["99"],
+                        "connections": held.most,
                     })  # fmt: skip
                     print(
                         name,
@@ -242,9 +274,11 @@ def main() -> None:
                     f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]",
                     f"{statistics.median(run['p50'] for run in done):.1f}",
                     f"{statistics.median(run['p99'] for run in done):.1f}",
+                    "" if name.startswith("sqlite") else max(run["connections"] for run in done),
                 ])  # fmt: skip
         print(table(["set-up", "connections", "requests/s", "per replica", "ratio to sqlite x1",
-                     "p50 ms", "p99 ms"], rows))  # fmt: skip
+                     "p50 ms", "p99 ms", "most database connections (3 replicas)"],
+                    rows))  # fmt: skip
         # exactly EXACT requests per set-up (hey -n: none cut off when the run ends), by a
         # user of their own: every answer a 201, and exactly one history row for each
         check = []

@@ -223,9 +223,11 @@ def test_logout_revokes_only_the_token_used(client: TestClient, settings: Settin
     assert len(rows(settings, db.tokens)) == 1
 
 
-def test_simultaneous_registrations_of_one_name(tmp_path: Path, model_file: Path) -> None:
+def test_simultaneous_registrations_of_one_name(
+    tmp_path: Path, model_file: Path, database_url: str
+) -> None:
     """50 clients register the same username at once over real HTTP: exactly one succeeds."""
-    settings = make_settings(tmp_path, model_path=model_file)
+    settings = make_settings(tmp_path, model_path=model_file, database_url=database_url)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
     )

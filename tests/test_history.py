@@ -268,9 +268,11 @@ def test_one_pass_keeps_each_job_for_its_own_token_or_refuses_it(
 
 
 def test_history_is_kept_without_the_prediction_process_too(
-    tmp_path: Path, model_file: Path, holdout: dataset.Digits
+    tmp_path: Path, model_file: Path, holdout: dataset.Digits, database_url: str
 ) -> None:
-    settings = make_settings(tmp_path, model_path=model_file, prediction_process=False)
+    settings = make_settings(
+        tmp_path, model_path=model_file, prediction_process=False, database_url=database_url
+    )
     with TestClient(create_app(settings)) as client:
         token = register(client).json()["token"]
         response = predict(client, token, png(holdout.images[1]))

@@ -18,16 +18,24 @@ from schemathesis.python import asgi
 
 import dataset
 import model
+from bench.postgres import Cluster
 from conftest import make_settings, png
 from main import create_app
 
 EXAMPLES = 50  # per operation, each way
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, model_file: Path) -> Iterator[object]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_file: Path
+) -> Iterator[object]:
+    """The app, on a SQLite file or a database of the session's PostgreSQL server."""
     folder = tmp_path_factory.mktemp("schema")
-    served = make_settings(folder)
+    database = {}
+    if request.param == "postgresql":
+        cluster: Cluster = request.getfixturevalue("postgres")
+        database["database_url"] = cluster.create_database(folder.name.lower())
+    served = make_settings(folder, **database)
     served.model_path.parent.mkdir(parents=True)
     shutil.copy(model_file, served.model_path)
     shutil.copy(model.run_note_path(model_file), model.run_note_path(served.model_path))
