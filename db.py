@@ -206,15 +206,12 @@ def _busy(engine: Engine) -> bool:
 def _checkout(engine: Engine) -> Iterator[Connection]:
     """A connection from the pool, its wait reported to the engine's watcher."""
     watcher = _watchers.get(engine)
-    if watcher is None:
-        with engine.connect() as connection:
-            yield connection
-        return
     busy, started = _busy(engine), time.perf_counter()
     try:
         connection = engine.connect()
     finally:  # a checkout that timed out waited too
-        watcher(engine.pool, time.perf_counter() - started, busy)
+        if watcher:
+            watcher(engine.pool, time.perf_counter() - started, busy)
     with connection:
         yield connection
 

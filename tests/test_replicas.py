@@ -4,7 +4,6 @@ database that goes away and comes back is survived with 503s in between."""
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,6 @@ from fastapi.testclient import TestClient
 import dataset
 import db
 import main
-import model
 from bench.postgres import Cluster
 from conftest import make_settings, png
 from main import create_app
@@ -27,11 +25,8 @@ ADA = {"username": "ada", "email": "ada@example.com", "password": PASSWORD}
 
 
 def _replica(folder: Path, model_file: Path, url: str, **overrides: object) -> TestClient:
-    settings = make_settings(folder, database_url=url, model_path=folder / "model.joblib",
-                             **overrides)  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(model_file, settings.model_path)
-    shutil.copy(model.run_note_path(model_file), model.run_note_path(settings.model_path))
+    """A replica with a data folder of its own; every replica serves the one model file."""
+    settings = make_settings(folder, database_url=url, model_path=model_file, **overrides)
     return TestClient(create_app(settings))
 
 
