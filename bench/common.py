@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,11 +12,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dataset
+import model
 
 
 def mnist_dir() -> Path:
     """MNIST_DATA_DIR, else the shared folder beside the checkout."""
     return Path(os.environ.get("MNIST_DATA_DIR", ROOT.parent / "shared" / "mnist"))
+
+
+def trained_model(path: Path, given: Path | None) -> Path:
+    """A model file at `path` for the servers a benchmark starts: a copy of `given` (with its
+    run note), or one trained now on MNIST_DATA_DIR (`python -m model train`)."""
+    if given:
+        shutil.copy(given, path)
+        shutil.copy(model.run_note_path(given), model.run_note_path(path))
+    else:
+        env = {**os.environ, "MNIST_DATA_DIR": str(mnist_dir()), "MODEL_PATH": str(path)}
+        subprocess.run([sys.executable, "-m", "model", "train"], cwd=ROOT, env=env, check=True)
+    return path
 
 
 def load_mnist() -> dataset.Mnist:

@@ -60,7 +60,9 @@ def server(folder: Path, model: Path, log: Path, **extra: str) -> Iterator[tuple
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port),
              "--http", "timeouts:TimedH11Protocol", "--no-access-log"],
-            cwd=ROOT, env=environment, stdout=output, stderr=output,
+            # a process group of its own: a kill -9 of the group takes the fork server and the
+            # prediction process along, as a container's death does (bench/replicas.py)
+            cwd=ROOT, env=environment, stdout=output, stderr=output, start_new_session=True,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

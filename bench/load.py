@@ -47,10 +47,9 @@ import httpx
 import numpy as np
 
 import dataset
-import model
 import styles
 from bench.boot import free_port
-from bench.common import ROOT, load_mnist, mnist_dir, table
+from bench.common import ROOT, load_mnist, mnist_dir, table, trained_model
 
 LUA = ROOT / "bench" / "lua" / "multipart.lua"
 CONCURRENCY = (1, 8, 32)
@@ -251,11 +250,7 @@ def main() -> None:
             "MODEL_PATH": str(home / "model.joblib"),
             "DATA_DIR": str(home / "data"),
         }
-        if args.model:
-            shutil.copy(args.model, home / "model.joblib")
-            shutil.copy(model.run_note_path(args.model), model.run_note_path(home / "model.joblib"))
-        else:
-            subprocess.run([sys.executable, "-m", "model", "train"], cwd=ROOT, env=env, check=True)
+        trained_model(home / "model.joblib", args.model)
         file_upload = {"UPLOAD_FILE": str(image), "UPLOAD_FIELD": "file"}
         rows: list[list[object]] = []
 

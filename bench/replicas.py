@@ -41,11 +41,10 @@ import numpy as np
 import sqlalchemy as sa
 
 import dataset
-import model
 import styles
 from bench.boot import free_port
-from bench.common import ROOT, load_mnist, mnist_dir, table
-from bench.faults import Load, ready
+from bench.common import load_mnist, table, trained_model
+from bench.faults import Load, server
 from bench.load import _body, hey
 from bench.postgres import Cluster
 
@@ -54,33 +53,6 @@ CONNECTIONS = (8, 32)
 SETUPS = {"sqlite x1": 1, "postgresql x1": 1, "postgresql x2": 2, "postgresql x3": 3}
 KILL_CLIENTS = 8
 EXACT = 3200  # a multiple of 32: hey -n sends n // c per connection
-
-
-@contextmanager
-def replica(
-    home: Path, name: str, env: dict[str, str]
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """One replica as the image runs it, in a process group of its own (so a kill -9 takes
-    its prediction process and fork server along, as a container's death does)."""
-    port = free_port()
-    folder = home / name
-    folder.mkdir()
-    log = (folder / "log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--http", "timeouts:TimedH11Protocol", "--no-access-log"],
-        cwd=ROOT, env={**env, "DATA_DIR": str(folder)}, stdout=log, stderr=log,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        ready(url, process, 300)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(30)
-        log.close()
 
 
 @contextmanager
@@ -208,22 +180,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Cluster.start() as cluster, ExitStack() as stack:
         home = Path(tmp)
         (home / "digit.png").write_bytes(digit)
-        env = {**os.environ, "MNIST_DATA_DIR": str(mnist_dir()),
-               "MODEL_PATH": str(home / "model.joblib"), "LOG_LEVEL": "WARNING"}  # fmt: skip
-        if args.model:
-            shutil.copy(args.model, home / "model.joblib")
-            shutil.copy(model.run_note_path(args.model), model.run_note_path(home / "model.joblib"))
-        else:
-            subprocess.run([sys.executable, "-m", "model", "train"], cwd=ROOT, env=env, check=True)
+        trained = trained_model(home / "model.joblib", args.model)
         postgres = cluster.create_database("digits")
         sqlite = f"sqlite:///{home / 'digits.db'}"
-        replicas = [
-            stack.enter_context(replica(home, f"pg{n}", {**env, "DATABASE_URL": postgres}))
-            for n in range(3)
-        ]
-        alone = stack.enter_context(replica(home, "sqlite", {**env, "DATABASE_URL": sqlite}))
-        urls = [url for url, _ in replicas]
-        backends = {"sqlite x1": [alone[0]], "postgresql x1": urls[:1],
+
+        def replica(name: str, database: str) -> tuple[subprocess.Popen[bytes], str]:
+            """One replica as the image runs it, with a data folder of its own."""
+            started = server(home / name, trained, home / f"{name}.log",
+                             DATABASE_URL=database, LOG_LEVEL="WARNING")  # fmt: skip
+            return stack.enter_context(started)
+
+        replicas = [replica(f"pg{n}", postgres) for n in range(3)]
+        alone = replica("sqlite", sqlite)
+        urls = [url for _, url in replicas]
+        backends = {"sqlite x1": [alone[1]], "postgresql x1": urls[:1],
                     "postgresql x2": urls[:2], "postgresql x3": urls}  # fmt: skip
         fronts = stack.enter_context(haproxy(home, backends))
         users = {name: account(front, name.replace(" ", "_")) for name, front in fronts.items()}
@@ -297,7 +267,7 @@ def main() -> None:
                      "history rows", "one row per 201", "other answers (timed runs)"],
                     check))  # fmt: skip
 
-        killed = kill_one_of_three(fronts["postgresql x3"], replicas[2][1], postgres, digit)
+        killed = kill_one_of_three(fronts["postgresql x3"], replicas[2][0], postgres, digit)
         print("kill -9 of one replica of three under 8 clients:", killed)
         ok = all(row[3] == "yes" and row[4] == "none" for row in check) and (
             killed["acknowledged_lost"] == 0 and killed["duplicate_ids"] == 0
