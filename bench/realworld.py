@@ -18,6 +18,7 @@ import argparse
 import csv
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Read:
     label: int
     data: bytes
     outcome: Result | ServiceError
+    seconds: float  # decode, preprocess and classify, as one upload
 
     @property
     def answer(self) -> int | None:
@@ -59,15 +61,20 @@ def read_all(reader: predictor.Reader, folder: Path) -> list[Read]:
     reads = []
     for entry in entries:
         data = (folder / entry["file"]).read_bytes()
+        start = time.perf_counter()
         (outcome,) = reader.predict([data])
-        reads.append(Read(entry["file"], entry["kind"], int(entry["label"]), data, outcome))
+        seconds = time.perf_counter() - start
+        reads.append(
+            Read(entry["file"], entry["kind"], int(entry["label"]), data, outcome, seconds)
+        )
     return reads
 
 
 def score(reads: list[Read]) -> list[object]:
     right = sum(read.right for read in reads)
     refused = sum(isinstance(read.outcome, NoDigitFound) for read in reads)
-    return [len(reads), f"{right / len(reads):.1%}", right, refused]
+    ms = np.median([read.seconds for read in reads]) * 1000
+    return [len(reads), f"{right / len(reads):.1%}", right, refused, f"{ms:.2f}"]
 
 
 def main() -> int:
@@ -83,7 +90,8 @@ def main() -> int:
     summary = [["all", *score(reads)]]
     summary += [[kind, *score([r for r in reads if r.kind == kind])] for kind in kinds]
     print(f"model {served.info.version}, {len(reads)} real uploads\n")
-    print(table(["kind", "uploads", "accuracy", "right", "refused (no digit)"], summary))
+    header = ["kind", "uploads", "accuracy", "right", "refused (no digit)", "median ms"]
+    print(table(header, summary))
 
     confusion = np.zeros((10, 11), dtype=int)  # the last column: refused, or another error
     for read in reads:
