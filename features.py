@@ -7,6 +7,7 @@ plain scikit-learn transformers, so they are fitted, saved and loaded with the p
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
 
 SIDE = 28
@@ -132,3 +133,49 @@ class RBFKernel(TransformerMixin, BaseEstimator):
         np.maximum(kernel, 0.0, out=kernel)
         kernel *= -self.gamma
         return np.exp(kernel, out=kernel)
+
+
+class Loops(TransformerMixin, BaseEstimator):
+    """Where a digit encloses paper: its holes (a 0's, a 6's below, a 9's above, an 8's two),
+    pooled over `cell` x `cell` blocks and square-root compressed, times `weight`.
+
+    Whether a loop is closed, and where, is what tells a 6 from a 5, a 9 from a 3 and a box
+    drawn as a 0 from a 1, yet it is a few pixels of gradient among hundreds. A hole is paper
+    (below `level`) that no 4-connected path joins to the frame. Stateless.
+    """
+
+    def __init__(self, cell: int = 7, level: float = 0.3, weight: float = 8.0) -> None:
+        self.cell = cell
+        self.level = level
+        self.weight = weight
+
+    def fit(self, X: np.ndarray, y: object = None) -> Loops:
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        paper = np.asarray(X, dtype=np.float32).reshape(-1, SIDE, SIDE) < self.level
+        # one labelling for the whole batch: 4-connected within an image, never across images
+        structure = np.zeros((3, 3, 3), dtype=bool)
+        structure[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+        labels, count = ndimage.label(paper, structure=structure)
+        outside = np.zeros(count + 1, dtype=bool)
+        for edge in (labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]):
+            outside[edge] = True
+        outside[0] = True  # ink
+        holes = (~outside[labels]).astype(np.float32)
+        blocks = SIDE // self.cell
+        pooled = holes.reshape(len(holes), blocks, self.cell, blocks, self.cell).mean(axis=(2, 4))
+        return np.sqrt(pooled.reshape(len(holes), -1)) * np.float32(self.weight)
+
+
+class SideBySide(TransformerMixin, BaseEstimator):
+    """The outputs of several stateless transforms of the same input, concatenated."""
+
+    def __init__(self, parts: list[tuple[str, TransformerMixin]]) -> None:
+        self.parts = parts
+
+    def fit(self, X: np.ndarray, y: object = None) -> SideBySide:
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return np.hstack([part.transform(X) for _, part in self.parts])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 import dataset
-from features import Deskew, GradientHistograms, RBFKernel
+from features import Deskew, GradientHistograms, Loops, RBFKernel, SideBySide
 
 
 def reference_histograms(image: np.ndarray, bins: int, cell: int, stride: int) -> np.ndarray:
@@ -61,3 +62,63 @@ def test_rbf_kernel_matches_the_definition() -> None:
     centres, points = rng.random((5, 7)), rng.random((3, 7))
     expected = np.exp(-0.3 * ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
     assert np.allclose(RBFKernel(centres, gamma=0.3).transform(points), expected, atol=1e-5)
+
+
+def drawing(shapes: list[tuple[str, tuple[int, int, int, int]]]) -> np.ndarray:
+    """A 28x28 digit-like image (ink 1) of outlined ellipses and lines, 2 px wide."""
+    canvas = Image.new("L", (28, 28), 0)
+    draw = ImageDraw.Draw(canvas)
+    for kind, box in shapes:
+        if kind == "ellipse":
+            draw.ellipse(box, outline=255, width=2)
+        else:
+            draw.line(box, fill=255, width=2)
+    return np.asarray(canvas, dtype=np.float32) / 255
+
+
+def holes(features: np.ndarray, weight: float = 8.0) -> np.ndarray:
+    """Loops' 4x4 map back as the share of each 7x7 block that is enclosed paper."""
+    return (features.reshape(4, 4) / weight) ** 2
+
+
+def test_loops_find_where_a_digit_encloses_paper() -> None:
+    zero = drawing([("ellipse", (7, 4, 20, 23))])
+    six = drawing([("ellipse", (7, 14, 20, 25)), ("line", (8, 19, 16, 3))])
+    five = drawing([("line", (18, 4, 9, 4)), ("line", (9, 4, 8, 13)), ("line", (8, 13, 19, 17))])
+    eight = drawing([("ellipse", (9, 3, 19, 13)), ("ellipse", (8, 13, 20, 24))])
+    maps = [holes(row) for row in Loops().transform(np.stack([zero, six, five, eight]))]
+    zero_map, six_map, five_map, eight_map = maps
+    assert zero_map[1:3, 1:3].min() > 0.5  # the middle of a 0 is enclosed
+    assert six_map[:2].sum() == 0 and six_map[2:].sum() > 0.5  # a 6's loop is below
+    assert five_map.sum() == 0  # an open 5 encloses nothing
+    assert eight_map[:2].sum() > 0 and eight_map[2:].sum() > 0  # an 8: above and below
+    # exact: the paper no 4-connected path joins to the frame, counted by hand for the 0
+    enclosed = zero < 0.3
+    outside = np.zeros_like(enclosed)
+    outside[0, :] = outside[-1, :] = outside[:, 0] = outside[:, -1] = True
+    outside &= enclosed
+    for _ in range(56):  # flood fill from the frame, 4-connected
+        grown = outside.copy()
+        grown[1:] |= outside[:-1]
+        grown[:-1] |= outside[1:]
+        grown[:, 1:] |= outside[:, :-1]
+        grown[:, :-1] |= outside[:, 1:]
+        outside = grown & enclosed
+    expected = (enclosed & ~outside).reshape(4, 7, 4, 7).mean(axis=(1, 3))
+    assert np.allclose(zero_map, expected, atol=1e-6)
+
+
+def test_loops_of_a_batch_equal_those_one_at_a_time(holdout: dataset.Digits) -> None:
+    """One labelling serves the whole batch: holes never leak from one image into another."""
+    images = (holdout.images[:50] / np.float32(255)).reshape(50, -1)
+    together = Loops().transform(images)
+    alone = np.concatenate([Loops().transform(image[None]) for image in images])
+    assert np.array_equal(together, alone)
+    assert (together.sum(axis=1) > 0).sum() > 10  # 0s, 6s, 8s, 9s... enclose paper
+
+
+def test_side_by_side_concatenates_its_parts(holdout: dataset.Digits) -> None:
+    images = (holdout.images[:5] / np.float32(255)).reshape(5, -1)
+    hog, loops = GradientHistograms(), Loops(weight=2.0)
+    joined = SideBySide([("gradients", hog), ("loops", loops)]).transform(images)
+    assert np.array_equal(joined, np.hstack([hog.transform(images), loops.transform(images)]))

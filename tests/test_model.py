@@ -87,7 +87,7 @@ def test_folding_the_kernel_map_changes_no_prediction(
     inputs = model.as_inputs(holdout)
     before = pipeline.predict_proba(inputs)
     folded = model.fold_kernel_map(pipeline)
-    assert [name for name, _ in folded.steps] == ["deskew", "gradients", "rbf", "classifier"]
+    assert [name for name, _ in folded.steps] == ["deskew", "shape", "rbf", "classifier"]
     assert type(folded.named_steps["rbf"]).__name__ == "RBFKernel"
     assert type(folded[-1]).__name__ == "SGDClassifier"
     assert np.abs(folded.predict_proba(inputs) - before).max() < 1e-4

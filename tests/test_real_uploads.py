@@ -175,3 +175,56 @@ def test_more_real_upload_troubles_read_as_the_digit(
     make: Callable[[np.ndarray], Image.Image],
 ) -> None:
     assert [read(trained, make(image)) for image, _ in sure] == list(range(10))
+
+
+def painted(draw_digit: Callable[[ImageDraw.ImageDraw], None]) -> Image.Image:
+    """A digit painted with a round 14 px brush, black on a white 300x300 canvas."""
+    canvas = Image.new("RGB", (300, 300), "white")
+    draw_digit(ImageDraw.Draw(canvas))
+    return canvas
+
+
+BRUSH = {"fill": "black", "width": 14}
+SHAPES = {  # the digit, and how a person paints it: styles MNIST's writers rarely used
+    "a 0 drawn as a tall rectangle": (
+        0,
+        lambda d: d.rectangle((100, 40, 200, 262), outline="black", width=14),
+    ),
+    "a 1 with a flag and a foot": (
+        1,
+        lambda d: (
+            d.line([(105, 95), (165, 35), (165, 262)], **BRUSH, joint="curve"),
+            d.line([(110, 262), (220, 262)], **BRUSH),
+        ),
+    ),
+    "a 6 whose top curls like print": (
+        6,
+        lambda d: (
+            d.ellipse((80, 140, 220, 266), outline="black", width=14),
+            d.arc((80, 40, 320, 360), start=180, end=255, **BRUSH),
+        ),
+    ),
+    "a 7 with a bar": (
+        7,
+        lambda d: (
+            d.line([(70, 40), (230, 40), (130, 266)], **BRUSH, joint="curve"),
+            d.line([(110, 150), (210, 150)], **BRUSH),
+        ),
+    ),
+    "a 9 with a hooked tail": (
+        9,
+        lambda d: (
+            d.ellipse((80, 34, 214, 150), outline="black", width=14),
+            d.line([(207, 92), (207, 220)], **BRUSH),
+            d.arc((97, 160, 217, 266), start=0, end=120, **BRUSH),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_shapes_people_draw_read_as_the_digit(
+    trained: model.DigitModel, shape: tuple[int, Callable[[ImageDraw.ImageDraw], None]]
+) -> None:
+    digit, draw_digit = shape
+    assert read(trained, painted(draw_digit)) == digit
