@@ -477,7 +477,8 @@ def _marks(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarr
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         raise NoDigitFound(NO_DIGIT)
-    masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
+    # each mark's ink: np.bincount does what ndimage.sum_labels does at a fraction of its cost
+    masses = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
     return labels, count, masses, masses >= SPECK_FRACTION * masses.max()
 
 
