@@ -1,6 +1,8 @@
 """The failure classes found on real uploads (bench/realworld.py), each rebuilt here from held-out
-MNIST digits: clutter beside the digit, a grid drawn over it, strokes barely darker than the
-page, ink that differs from the page by colour only. Each must read as the digit itself."""
+MNIST digits or painted in the test: clutter beside the digit (a badge, lettering, dots along
+the edges), a grid drawn over it, strokes barely darker than the page, 1-2 px pencil, strokes
+that fade, ink that differs from the page by colour only, mid-grey paper, and the shapes people
+paint that MNIST's writers rarely did. Each must read as the digit itself."""
 
 from __future__ import annotations
 
@@ -84,23 +86,6 @@ def yellow_on_blue(digit: np.ndarray) -> Image.Image:
     return canvas
 
 
-CLASSES = {
-    "a badge in a corner": with_badge,
-    "a grid and tick labels": under_a_grid,
-    "faint grey strokes": faint_grey,
-    "yellow on light blue": yellow_on_blue,
-}
-
-
-@pytest.mark.parametrize("make", CLASSES.values(), ids=CLASSES.keys())
-def test_real_upload_troubles_read_as_the_digit(
-    trained: model.DigitModel,
-    sure: list[tuple[np.ndarray, int]],
-    make: Callable[[np.ndarray], Image.Image],
-) -> None:
-    assert [read(trained, make(image)) for image, _ in sure] == list(range(10))
-
-
 def lettered_badge(digit: np.ndarray) -> Image.Image:
     """A thin-stroked digit and, in a corner, a heavier badge with an app's name knocked out of
     it in white: the badge is no part of the digit, though it holds more ink."""
@@ -159,17 +144,21 @@ def fading_band(digit: np.ndarray) -> Image.Image:
     return Image.fromarray(canvas)
 
 
-MORE_CLASSES = {
+CLASSES = {
+    "a badge in a corner": with_badge,
     "a lettered badge heavier than the digit": lettered_badge,
+    "a grid and tick labels": under_a_grid,
     "dots along the edges": edge_dots,
+    "faint grey strokes": faint_grey,
     "faint 1-px pencil": faint_pencil,
+    "yellow on light blue": yellow_on_blue,
     "mid-grey paper": grey_paper,
     "strokes that fade in the middle": fading_band,
 }
 
 
-@pytest.mark.parametrize("make", MORE_CLASSES.values(), ids=MORE_CLASSES.keys())
-def test_more_real_upload_troubles_read_as_the_digit(
+@pytest.mark.parametrize("make", CLASSES.values(), ids=CLASSES.keys())
+def test_real_upload_troubles_read_as_the_digit(
     trained: model.DigitModel,
     sure: list[tuple[np.ndarray, int]],
     make: Callable[[np.ndarray], Image.Image],
