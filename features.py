@@ -135,6 +135,11 @@ class RBFKernel(TransformerMixin, BaseEstimator):
         return np.exp(kernel, out=kernel)
 
 
+# one labelling for a whole batch: 4-connected within an image, never across images
+_WITHIN_AN_IMAGE = np.zeros((3, 3, 3), dtype=bool)
+_WITHIN_AN_IMAGE[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+
+
 class Loops(TransformerMixin, BaseEstimator):
     """Where a digit encloses paper: its holes (a 0's, a 6's below, a 9's above, an 8's two),
     pooled over `cell` x `cell` blocks and square-root compressed, times `weight`.
@@ -154,15 +159,12 @@ class Loops(TransformerMixin, BaseEstimator):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         paper = np.asarray(X, dtype=np.float32).reshape(-1, SIDE, SIDE) < self.level
-        # one labelling for the whole batch: 4-connected within an image, never across images
-        structure = np.zeros((3, 3, 3), dtype=bool)
-        structure[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
-        labels, count = ndimage.label(paper, structure=structure)
-        outside = np.zeros(count + 1, dtype=bool)
-        for edge in (labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]):
-            outside[edge] = True
-        outside[0] = True  # ink
-        holes = (~outside[labels]).astype(np.float32)
+        labels, count = ndimage.label(paper, structure=_WITHIN_AN_IMAGE)
+        enclosed = np.ones(count + 1, dtype=np.float32)
+        enclosed[labels[:, [0, -1], :]] = 0  # paper that reaches the frame
+        enclosed[labels[:, :, [0, -1]]] = 0
+        enclosed[0] = 0  # ink
+        holes = enclosed[labels]
         blocks = SIDE // self.cell
         pooled = holes.reshape(len(holes), blocks, self.cell, blocks, self.cell).mean(axis=(2, 4))
         return np.sqrt(pooled.reshape(len(holes), -1)) * np.float32(self.weight)
