@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 import dataset
 import model
@@ -245,3 +246,14 @@ def test_confident_digits_read_the_same_in_every_upload_style(
         uploads = np.stack([run(style(d, rng)) for d in sample])
         predicted = trained.probabilities(uploads).argmax(axis=1)
         assert predicted[confident].tolist() == base.argmax(axis=1)[confident].tolist(), name
+
+
+@pytest.mark.parametrize("radius", [0.5, 1.0, 1.7, 2.8, 4.2, 6.5])
+def test_a_pen_grows_exactly_as_the_distance_transform_says(radius: float) -> None:
+    """The shifted-copies dilation restroke uses is the Euclidean distance transform's, bit for
+    bit, at the edges too (nothing beyond the map counts as ink), small radius or large."""
+    rng = np.random.default_rng(int(radius * 10))
+    for _ in range(20):
+        mask = rng.random((int(rng.integers(5, 90)), int(rng.integers(5, 90)))) > 0.97
+        expected = ndimage.distance_transform_edt(~mask) <= radius
+        assert np.array_equal(preprocessing._grown(mask, radius), expected)
