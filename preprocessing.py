@@ -11,7 +11,7 @@ transparency, polarity, lighting, size and position. The steps below undo those 
    taken from the border, uneven lighting divided out, noise floor and contrast normalised.
    A digit that came out small in a large frame is zoomed into at full resolution.
 3. `frame_digit`: refuse ink that is no digit (a speck, a blob, a texture), crop to the digit,
-   redraw large digits with MNIST's stroke width, scale to 20 px, centre by mass in 28x28.
+   redraw it with MNIST's pen at MNIST's stroke width, scale to 20 px, centre by mass in 28x28.
 
 An image already in MNIST's normal form passes through untouched (`_in_normal_form`), so a
 digit from the data set comes back bit for bit; `preprocess_many` recognises such images in a
@@ -68,8 +68,8 @@ MAX_BLOB_ASPECT = 2.5  # ...unless the box is this much taller than wide (a "1")
 MAX_COVERAGE = 0.6  # ink over more of the frame than this is no digit
 MAX_PIECES = 8  # nor are more separate marks than this (crumbs of dithering aside)
 
-# redrawing large digits
-RESTROKE = 4  # large digits are redrawn at 4x the final 20 px...
+# redrawing digits
+RESTROKE = 4  # digits are redrawn at 4x the final 20 px...
 FAINT_STROKE = 0.2  # fainter parts of a stroke down to this level continue it (hysteresis)
 MAX_SHIFTS = 60  # beyond this many shifted copies the distance transform is the cheaper way
 STROKE_RANGE = (2.4, 3.0)  # ...with strokes this wide (px at 20 px); MNIST's median is 2.69
@@ -443,9 +443,8 @@ def _holes(mark: np.ndarray) -> int:
 def _near(spans: np.ndarray, digit: np.ndarray, margin: float) -> np.ndarray:
     """Which marks (their spans: top, bottom, left, right) lie within the box of the digit's
     marks grown by `margin` times its size."""
-    top, left = digit[:, [0, 2]].min(axis=0)
-    bottom, right = digit[:, [1, 3]].max(axis=0)
-    grow = margin * max(bottom - top, right - left)
+    top, bottom, left, right, size = _extent(digit)
+    grow = margin * size
     return (
         (spans[:, 0] >= top - grow)
         & (spans[:, 1] <= bottom + grow)
@@ -454,13 +453,18 @@ def _near(spans: np.ndarray, digit: np.ndarray, margin: float) -> np.ndarray:
     )
 
 
+def _extent(digit: np.ndarray) -> tuple[int, int, int, int, int]:
+    """The box of the digit's marks (their spans): top, bottom, left, right, longer side."""
+    top, left = digit[:, [0, 2]].min(axis=0)
+    bottom, right = digit[:, [1, 3]].max(axis=0)
+    return top, bottom, left, right, max(bottom - top, right - left)
+
+
 def _beside(spans: np.ndarray, digit: np.ndarray) -> np.ndarray:
     """Which marks come within JOIN_MARGIN (of the digit's size) of the digit's box and are no
     more than BROKEN_EXTENT times as long as it: the other half of a stroke broken in two (a
     pen that skipped, a line too thin for the scan). A ruled line or a page edge is longer."""
-    top, left = digit[:, [0, 2]].min(axis=0)
-    bottom, right = digit[:, [1, 3]].max(axis=0)
-    size = max(bottom - top, right - left)
+    top, bottom, left, right, size = _extent(digit)
     gap = JOIN_MARGIN * size
     extent = np.maximum(spans[:, 1] - spans[:, 0], spans[:, 3] - spans[:, 2])
     return (
@@ -513,9 +517,8 @@ def _resize(values: np.ndarray, longer_side: int) -> np.ndarray:
 def _stroke_width(mask: np.ndarray) -> float:
     """Mean width of the strokes in a binary mask: a stroke of width w and length L has area wL
     and about 2L boundary pixels."""
-    padded = np.pad(
-        mask, 1
-    )  # the erosion by a cross, as ndimage.binary_erosion, at a tenth of its cost
+    # the erosion by a cross, as ndimage.binary_erosion, at a tenth of its cost
+    padded = np.pad(mask, 1)
     inner = (
         padded[1:-1, 1:-1]
         & padded[:-2, 1:-1]
@@ -532,15 +535,11 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
     that skips or a pencil pressed lightly leaves a stroke whose middle is faint (the bar of
     a 4), which a single cut would break in two. Faint marks touching no strong stroke stay out.
     """
-    strong = ink > 0.5
-    faint = ink > FAINT_STROKE
-    labels, count = ndimage.label(faint, structure=np.ones((3, 3)))
-    if count == 0:
-        return strong
-    touching = np.zeros(count + 1, dtype=bool)
-    touching[labels[strong]] = True
+    labels, count = ndimage.label(ink > FAINT_STROKE, structure=np.ones((3, 3)))
+    touching = np.zeros(count + 1, dtype=bool)  # the faint marks that hold a strong stroke
+    touching[labels[ink > 0.5]] = True
     touching[0] = False
-    return touching[labels] & (strong | (ink > FAINT_STROKE))
+    return touching[labels]
 
 
 def _grown(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -565,11 +564,10 @@ def restroke(digit: np.ndarray) -> np.ndarray:
 
     Photos, scans and drawings come with any pen, blur and contrast; MNIST's strokes are about
     2.7 px wide in the 20 px box. The digit is drawn at 4x the final scale, its strokes cut at
-    half their level
-    (the edge of a blurred stroke, with the faint parts that continue them), thickened or
-    thinned to the target width, and returned as a crisp 0/1 map for area averaging to
-    anti-alias as MNIST did. A small digit drawn with a thin or a grey pen (a 32 px scan)
-    comes out as MNIST's pen would have drawn it, too.
+    half their level (the edge of a blurred stroke, with the faint parts that continue them),
+    thickened or thinned to the target width, and returned as a crisp 0/1 map for area
+    averaging to anti-alias as MNIST did. A small digit drawn with a thin or a grey pen (a
+    32 px scan) comes out as MNIST's pen would have drawn it, too.
     """
     large = _resize(digit, RESTROKE * BOX)
     mask = _strokes(large)
