@@ -87,17 +87,20 @@ Image.MAX_IMAGE_PIXELS = None
 # imports this module, so each of them starts with the plugins (and their libraries) loaded.
 Image.init()
 
+EXIF_ORIENTATION = 0x0112
+TURNING = {5, 6, 7, 8}  # the orientations that swap width and height
 _HIGH_BIT_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
+def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
     """Decode an upload, checking its format and pixel count before any pixel is decompressed.
 
     Only the formats in FORMATS are decoded, told by their content, not their name: Pillow
     reads dozens more, some of which trust sizes their headers claim (an ICNS file of 241 kB
     once asked for 16 GB). `info["lossy"]` tells whether the pixels carry compression
-    artefacts (JPEG).
+    artefacts (JPEG); `info["full_size"]` is the upload's size in its own pixels, upright
+    (a JPEG may be decoded smaller: at least `side` on its longer side).
     """
     if not data:
         raise EmptyUpload("The uploaded file is empty.")
@@ -120,11 +123,12 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImage("The image has no pixels.")
     lossy = image.format == "JPEG"
     if lossy:
-        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers WORK_SIDE:
-        # a 12-megapixel photo then costs a fraction of a full decode.
-        image.draft(None, (WORK_SIDE, WORK_SIDE))
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers the working
+        # size: a 12-megapixel photo then costs a fraction of a full decode.
+        image.draft(None, (side, side))
     try:
         image.load()
+        turned = image.getexif().get(EXIF_ORIENTATION, 1) in TURNING  # a quarter turn
         ImageOps.exif_transpose(image, in_place=True)
     except (MemoryError, ServiceError):  # over the upload's budget (see prepare_many)
         raise
@@ -132,6 +136,7 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
         # NotImplementedError for variants it does not know, ...): all mean the same to a user
         raise InvalidImage(f"The image is truncated or corrupt ({exc}).") from exc
     image.info["lossy"] = lossy
+    image.info["full_size"] = (height, width) if turned else (width, height)
     return image
 
 
@@ -153,7 +158,7 @@ def prepare_many(
     """Each upload as a 28x28 digit with the format it decoded as, or the error that upload
     alone gets. The work on each upload runs inside `guard()`, which may bound its cost; any
     failure, foreseen or not, fails its own upload and no other."""
-    images = [_guarded(guard, decode, data, max_pixels) for data in uploads]
+    images = [guarded(guard, decode, data, max_pixels) for data in uploads]
     digits = normalise_many(images, guard)
     prepared: list[tuple[np.ndarray, str] | ServiceError] = []
     for image, digit in zip(images, digits, strict=True):
@@ -168,7 +173,7 @@ def prepare_many(
 T = TypeVar("T")
 
 
-def _guarded(
+def guarded(
     guard: Callable[[], AbstractContextManager[None]], work: Callable[..., T], *args: Any
 ) -> T | ServiceError:
     try:
@@ -193,22 +198,22 @@ def _detached(error: ServiceError) -> ServiceError:
     return error
 
 
-def _shrink(image: Image.Image) -> Image.Image:
-    """Reduce an image so its longer side is at most WORK_SIDE (area averaging; Pillow
+def _shrink(image: Image.Image, side: int) -> Image.Image:
+    """Reduce an image so its longer side is at most `side` (area averaging; Pillow
     premultiplies alpha while it resizes, so transparent pixels' colours do not bleed in)."""
-    if max(image.size) > WORK_SIDE:
+    if max(image.size) > side:
         image = image.copy()
-        image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+        image.thumbnail((side, side), Image.Resampling.BOX)
     return image
 
 
-def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+def _gray_and_alpha(image: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Luminance in 0..1 and, for images with transparency, opacity in 0..1, at working size."""
     if image.mode in _HIGH_BIT_MODES:
         values = np.asarray(image, dtype=np.float32)
         low, high = float(values.min()), float(values.max())
         gray = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        return np.asarray(_shrink(Image.fromarray(gray, "F"))), None
+        return np.asarray(_shrink(Image.fromarray(gray, "F"), side)), None
     if image.mode == "P" or "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode not in _ALPHA_MODES | {"L", "RGB"}:
@@ -216,15 +221,15 @@ def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
         image = image.convert("RGB")  # an alpha channel with nothing transparent
     if image.mode in _ALPHA_MODES:
-        pixels = np.asarray(_shrink(image.convert("LA")), dtype=np.float32) / 255.0
+        pixels = np.asarray(_shrink(image.convert("LA"), side), dtype=np.float32) / 255.0
         return pixels[..., 0], pixels[..., 1]
-    gray = np.asarray(_shrink(image.convert("L")), dtype=np.float32) / 255.0
+    gray = np.asarray(_shrink(image.convert("L"), side), dtype=np.float32) / 255.0
     if image.mode == "RGB":
-        gray = _colour_contrast(gray, image)
+        gray = _colour_contrast(gray, image, side)
     return gray, None
 
 
-def _colour_contrast(gray: np.ndarray, image: Image.Image) -> np.ndarray:
+def _colour_contrast(gray: np.ndarray, image: Image.Image, side: int) -> np.ndarray:
     """Where ink differs from the paper by its colour more than by its brightness (yellow on
     light blue, red on green), a grey image that shows that difference: 1 on the paper's
     colour, darker with distance from it. Otherwise the luminance, as it is."""
@@ -232,7 +237,7 @@ def _colour_contrast(gray: np.ndarray, image: Image.Image) -> np.ndarray:
     by_brightness = _quantile(np.abs(gray[::step, ::step] - _median(_border(gray))), 0.99)
     if by_brightness >= MIN_CONTRAST * 2:
         return gray  # the colours are only looked at when brightness tells too little
-    colour = np.asarray(_shrink(image), dtype=np.float32) / 255.0
+    colour = np.asarray(_shrink(image, side), dtype=np.float32) / 255.0
     paper = np.median(_border(colour), axis=0)
     by_colour = _quantile(_distance(colour[::step, ::step], paper), 0.99)
     if by_colour <= 2 * by_brightness:
@@ -245,12 +250,13 @@ def _distance(colour: np.ndarray, paper: np.ndarray) -> np.ndarray:
     return np.sqrt(((colour - paper) ** 2).sum(axis=2) / 3.0)
 
 
-def ink_map(image: Image.Image) -> np.ndarray:
-    """A float map of the image where ink is 1 and background 0, whatever the original looked like.
+def ink_map(image: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
+    """A float map of the image where ink is 1 and background 0, whatever the original looked
+    like, its longer side at most `side` px.
 
     Raises NoDigitFound when nothing stands out from the background.
     """
-    gray, alpha = _gray_and_alpha(image)
+    gray, alpha = _gray_and_alpha(image, side)
     if alpha is not None and alpha.min() < 1.0:
         # Transparent pixels are background. Composite onto the colour that contrasts with the
         # visible strokes: dark strokes (a canvas drawing) go onto white, light onto black.
@@ -397,7 +403,7 @@ def _digit_only(ink: np.ndarray) -> tuple[np.ndarray, int]:
     mask = ink > 0
     labels, count, masses, heavy = _marks(ink, mask)
     if heavy.sum() > 1:
-        lettering = _lettering(labels, heavy)
+        lettering = lettering_marks(labels, heavy)
         if lettering.any() and (heavy & ~lettering).any():
             mask &= ~np.concatenate([[False], lettering])[labels]
             ink = np.where(mask, ink, 0.0).astype(np.float32)
@@ -419,7 +425,7 @@ def _digit_only(ink: np.ndarray) -> tuple[np.ndarray, int]:
     return np.where(keep_labels[labels], ink, 0.0).astype(np.float32), int(heavy.sum())
 
 
-def _lettering(labels: np.ndarray, heavy: np.ndarray) -> np.ndarray:
+def lettering_marks(labels: np.ndarray, heavy: np.ndarray) -> np.ndarray:
     """Which marks are heavy and enclose more holes than a digit has."""
     return np.array(
         [
@@ -682,7 +688,7 @@ def normalise_many(
                 results[index] = pixels.astype(np.float32) / 255
     for index, image in decoded:
         if results[index] is None:  # the normal-form check above already failed for these
-            results[index] = _guarded(guard, _normalise_fully, image)
+            results[index] = guarded(guard, _normalise_fully, image)
     return [result for result in results if result is not None]
 
 

@@ -1,6 +1,7 @@
 """Render real MNIST digits the way people actually upload them, to test preprocessing honestly.
 
-Each style takes a 28x28 uint8 MNIST digit (white on black) and a seeded random generator and
+Each style takes a 28x28 uint8 MNIST digit (white on black; `paper_photo`, `canvas_png` and
+`thick_marker` take a row of them, a number, as well) and a seeded random generator and
 returns the bytes of an image file: a photo of paper, a browser-canvas PNG, and so on. Accuracy
 on a style, compared with the same digits uploaded in MNIST format, measures how much the
 preprocessing loses on that kind of upload.
@@ -30,8 +31,9 @@ def _pen(digit: np.ndarray, scale: int) -> np.ndarray:
     Smooth upscaling then a soft threshold at half intensity turns MNIST's blurry 28 px strokes
     into the sharp-edged strokes of a high-resolution photo or drawing, of the same width.
     """
-    side = digit.shape[0] * scale
-    large = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+    height, width = digit.shape
+    size = (width * scale, height * scale)
+    large = Image.fromarray(digit).resize(size, Image.Resampling.BICUBIC)
     values = np.asarray(large, dtype=np.float32) / 255.0
     return np.clip((values - 0.5) * 4.0 + 0.5, 0.0, 1.0)
 
@@ -43,11 +45,12 @@ def mnist_png(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Dark ink on a photographed sheet: tinted paper, uneven light, sensor noise, JPEG."""
-    ink = _pen(digit, 10)  # 280 px
-    height, width = 360, 320
-    top, left = rng.integers(20, height - 300), rng.integers(10, width - 290)
+    ink = _pen(digit, 10)  # 280 px for a digit
+    height, width = ink.shape[0] + 80, ink.shape[1] + 40
+    top = rng.integers(20, height - ink.shape[0] - 20)
+    left = rng.integers(10, width - ink.shape[1] - 10)
     canvas = np.zeros((height, width), dtype=np.float32)
-    canvas[top : top + 280, left : left + 280] = ink
+    canvas[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
     canvas = ndimage.gaussian_filter(canvas, 1.2)  # focus blur
     rows, cols = np.mgrid[0:height, 0:width] / max(height, width)
     angle = rng.uniform(0, 2 * np.pi)
@@ -81,8 +84,8 @@ def thick_marker(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A felt-tip marker on white: strokes about twice MNIST's width, black on white, RGB PNG."""
     ink = _pen(digit, 10)
     ink = ndimage.grey_dilation(ink, footprint=_disk(9))
-    canvas = np.ones((320, 320), dtype=np.float32)
-    canvas[20:300, 20:300] -= ink
+    canvas = np.ones((ink.shape[0] + 40, ink.shape[1] + 40), dtype=np.float32)
+    canvas[20:-20, 20:-20] -= ink
     rgb = np.repeat(canvas[..., None], 3, axis=2)
     return _encode(Image.fromarray((rgb * 255).astype(np.uint8), "RGB"), "PNG")
 
@@ -102,6 +105,75 @@ def blurred(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     ink = ink.filter(ImageFilter.GaussianBlur(radius=rng.uniform(3.0, 5.0)))
     paper = 240 - (np.asarray(ink, dtype=np.float32) * 0.85)
     return _encode(Image.fromarray(paper.astype(np.uint8)), "PNG")
+
+
+LAYOUTS = ("apart", "touching", "pieces")
+MARGIN = 4  # px around a composed number, at MNIST's scale
+MAX_DRIFT = 3  # px the baseline wanders up or down along a number
+
+
+def number(digits: list[np.ndarray], rng: np.random.Generator, layout: str = "apart") -> np.ndarray:
+    """MNIST digits written side by side as one number, as a uint8 image (white on black, at
+    MNIST's scale), for the styles above to render. The baseline drifts by a pixel at a time;
+    `layout` is how neighbours stand:
+
+    - "apart": 3 to 8 px of paper between neighbours' ink (uneven spacing);
+    - "touching": each digit's box overlapping the one before by 1 px, and moved further left,
+      by up to a quarter of its width, until their strokes touch;
+    - "pieces": apart, and each digit cut through near its middle by a 1 px line at a random
+      angle, so most come in two or more pieces (a skipping pen, a bar lifted off).
+    """
+    inks = [_columns(_cut(digit, rng) if layout == "pieces" else digit) for digit in digits]
+    height = SIDE + 2 * (MAX_DRIFT + MARGIN)
+    canvas = np.zeros((height, sum(ink.shape[1] for ink in inks) + 9 * len(inks) + 2 * MARGIN))
+    drift, right = 0, MARGIN
+    for index, ink in enumerate(inks):
+        drift = int(np.clip(drift + rng.integers(-1, 2), -MAX_DRIFT, MAX_DRIFT))
+        top = MARGIN + MAX_DRIFT + drift
+        if index == 0:
+            left = right
+        elif layout == "touching":
+            left = _touching(canvas, ink, top, right - 1)
+        else:
+            left = right + int(rng.integers(3, 9))
+        region = canvas[top : top + SIDE, left : left + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        right = max(right, left + ink.shape[1])
+    return canvas[:, : right + MARGIN].astype(np.uint8)
+
+
+SIDE = 28
+
+
+def _columns(digit: np.ndarray) -> np.ndarray:
+    """The digit's columns that hold ink."""
+    cols = np.flatnonzero(digit.any(axis=0))
+    return digit[:, cols[0] : cols[-1] + 1].astype(np.float64)
+
+
+def _touching(canvas: np.ndarray, ink: np.ndarray, top: int, left: int) -> int:
+    """Where a digit's left edge goes for its strokes to touch the ink already on `canvas`:
+    `left` (its box overlapping the one before by 1 px) or further left, by at most a quarter
+    of its width (people write close, not over each other); `left` when they touch nowhere
+    within that."""
+    strong = ndimage.binary_dilation(ink > 127, structure=np.ones((3, 3)))
+    for shift in range(ink.shape[1] // 4 + 1):
+        at = max(0, left - shift)
+        below = canvas[top : top + SIDE, at : at + ink.shape[1]] > 127
+        if (below & strong[:, : below.shape[1]]).any():
+            return at
+    return left
+
+
+def _cut(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The digit with a 1 px line through a point near its middle erased, at a random angle."""
+    rows, cols = np.mgrid[0:SIDE, 0:SIDE]
+    angle = rng.uniform(0, np.pi)
+    row, col = 14 + rng.uniform(-3, 3), 14 + rng.uniform(-3, 3)
+    distance = np.abs((rows - row) * np.cos(angle) - (cols - col) * np.sin(angle))
+    cut = digit.copy()
+    cut[distance < 0.75] = 0
+    return cut
 
 
 def _disk(radius: int) -> np.ndarray:
