@@ -17,7 +17,7 @@ import db
 import schemas
 from accounts import CallerDep, presented_token
 from errors import ServiceError
-from predictor import Predictor
+from predictor import Predictor, Result
 from routes import ERRORS, NOT_EMPTY, Include, json_response, processed, read_upload
 
 router = APIRouter(prefix="/api", tags=["accounts and history"])
@@ -128,9 +128,12 @@ def _image_urls(request: Request) -> str:
 def _item(record: dict[str, Any], image_urls: str) -> schemas.HistoryItem:
     return schemas.HistoryItem(
         id=record["id"],
+        kind=record["kind"],
         result=record["result"],
+        number=record["number"],
         confidence=record["confidence"],
         probabilities=record["probabilities"],
+        digits=record["digits"],
         model_version=record["model_version"],
         created_at=record["created_at"],
         image=image_urls.format(prediction_id=record["id"]),
@@ -171,6 +174,7 @@ async def predict(
     result, record = await predictor.keep(token, data)
     item = _item(record, _image_urls(request))
     if include == "processed":
+        assert isinstance(result, Result)
         item.processed = await processed(result)
     return json_response(item, status_code=201)
 

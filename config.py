@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         description="Largest accepted image, in pixels (width x height); guards against "
         "decompression bombs.",
     )
+    max_number_digits: int = Field(
+        default=20, gt=0, le=1000, description="Most digits /predict/number reads in one image."
+    )
     prediction_process: bool = Field(
         default=True,
         description="Classify in a prediction process beside the server (see inference.py); "

@@ -59,9 +59,12 @@ predictions = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("result", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False, server_default="digit"),  # or "number"
+    sa.Column("result", sa.Integer),  # the digit; none for a number
+    sa.Column("number", sa.String(1000)),  # a number's digits, as read
     sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("probabilities", sa.Text, nullable=False),  # JSON list of 10 floats
+    sa.Column("probabilities", sa.Text, nullable=False),  # JSON list of 10 floats; [] for a number
+    sa.Column("digits", sa.Text),  # a number's digits: JSON list of {digit, confidence, ...}
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     # the upload itself lives in its record, so it is deleted with it
@@ -416,6 +419,7 @@ def clear_login_failures(engine: Engine, *, username: str) -> None:
 def _prediction(row: Any) -> dict[str, Any]:
     record = dict(row._mapping)
     record["probabilities"] = json.loads(record["probabilities"])
+    record["digits"] = json.loads(record["digits"]) if record.get("digits") else None
     record["created_at"] = _utc(record["created_at"])
     return record
 
@@ -456,6 +460,7 @@ def _insert_predictions(connection: Connection, rows: list[dict[str, Any]]) -> l
         {
             **row,
             "probabilities": json.dumps(row["probabilities"]),
+            "digits": json.dumps(row["digits"]) if row.get("digits") is not None else None,
             "created_at": moment,
             "image_size": len(row["image"]),
         }

@@ -12,22 +12,24 @@ from sqlalchemy.exc import OperationalError
 import db
 from accounts import INVALID_TOKEN, Unauthorized
 from errors import ServiceError, database_error
-from predictor import Keep, Kept, Result
+from predictor import Keep, Kept, NumberResult, Result
 
 log = logging.getLogger(__name__)
 
 
-def _row(data: bytes, result: Result) -> dict[str, Any]:
+def _row(data: bytes, result: Result | NumberResult) -> dict[str, Any]:
     """The prediction's row, without its owner."""
-    return {
-        "result": result.digit,
+    row = {
         "confidence": result.confidence,
-        "probabilities": result.probabilities,
         "model_version": result.model_version,
         "image": data,
         "image_type": result.image_type,
         "image_sha256": hashlib.sha256(data).hexdigest(),
     }
+    if isinstance(result, NumberResult):
+        return {**row, "kind": "number", "number": result.number, "probabilities": [],
+                "digits": result.details()}  # fmt: skip
+    return {**row, "kind": "digit", "result": result.digit, "probabilities": result.probabilities}
 
 
 class Keeper:
@@ -38,7 +40,7 @@ class Keeper:
         self.engine = engine
 
     def __call__(
-        self, jobs: list[Keep], results: list[Result | ServiceError]
+        self, jobs: list[Keep], results: list[Result | NumberResult | ServiceError]
     ) -> list[Kept | ServiceError]:
         rows = [
             (job.token_hash, None if isinstance(result, ServiceError) else _row(job.upload, result))

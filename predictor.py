@@ -22,6 +22,7 @@ import inference
 import metrics
 import model
 import preprocessing
+import segmentation
 from config import Settings
 from errors import ModelNotReady, ServiceError
 from inference import Limits, PredictionProcess, ProcessStopped
@@ -67,27 +68,86 @@ class Result:
 
     def processed_png(self) -> str:
         """The digit the model classified, as a base64 28x28 greyscale PNG (white on black)."""
-        buffer = io.BytesIO()
-        Image.fromarray(self.pixels).save(buffer, format="PNG")
-        return base64.b64encode(buffer.getvalue()).decode()
+        return _png(self.pixels)
+
+
+def _png(pixels: np.ndarray) -> str:
+    """A 28x28 uint8 digit as a base64 greyscale PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@dataclass(frozen=True)
+class NumberResult:
+    """The digits of a number, left to right."""
+
+    probabilities: list[list[float]]  # per digit, of 0-9
+    boxes: list[segmentation.Box]  # per digit, in the upload's pixels
+    model_version: str
+    image_type: str
+    pixels: np.ndarray  # (n, 28, 28) uint8: the digits the model classified
+
+    @property
+    def digits(self) -> list[int]:
+        return [max(range(10), key=row.__getitem__) for row in self.probabilities]
+
+    @property
+    def number(self) -> str:
+        return "".join(str(digit) for digit in self.digits)
+
+    @property
+    def confidences(self) -> list[float]:
+        return [row[digit] for row, digit in zip(self.probabilities, self.digits, strict=True)]
+
+    @property
+    def confidence(self) -> float:
+        """The probability that every digit is right (each is calibrated; taken as independent)."""
+        return float(np.prod(self.confidences))
+
+    def details(self) -> list[dict[str, Any]]:
+        """Each digit as the API and the history show it."""
+        return [
+            {
+                "digit": str(digit),
+                "confidence": confidence,
+                "probabilities": probabilities,
+                "box": {"x": box.x, "y": box.y, "width": box.width, "height": box.height},
+            }
+            for digit, confidence, probabilities, box in zip(
+                self.digits, self.confidences, self.probabilities, self.boxes, strict=True
+            )
+        ]
+
+    def processed_pngs(self) -> list[str]:
+        return [_png(pixels) for pixels in self.pixels]
+
+
+@dataclass(frozen=True)
+class ReadNumber:
+    """A job: read the number in `upload`."""
+
+    upload: bytes
 
 
 @dataclass(frozen=True)
 class Keep:
-    """A job: classify `upload` and keep it in the history of the user `token_hash` belongs to."""
+    """A job: classify `upload` (as a digit, or as a number) and keep it in the history of the
+    user `token_hash` belongs to."""
 
     token_hash: str
     upload: bytes
+    number: bool = False
 
 
-Kept = tuple[Result, dict[str, Any]]  # the result and the stored record
+Kept = tuple[Result | NumberResult, dict[str, Any]]  # the result and the stored record
 
 
 class Keeper(Protocol):
     """Checks tokens and stores predictions (history.py); the Predictor needs no database."""
 
     def __call__(
-        self, jobs: list[Keep], results: list[Result | ServiceError]
+        self, jobs: list[Keep], results: list[Result | NumberResult | ServiceError]
     ) -> list[Kept | ServiceError]: ...
 
 
@@ -99,16 +159,26 @@ class Reader:
     model: model.DigitModel
     max_image_pixels: int
     keeper: Keeper | None = None
+    max_number_digits: int = 20
 
-    def __call__(self, jobs: list[list[bytes] | Keep]) -> list[Any]:
-        """Many jobs in one pass: uploads to classify (a list of Results and errors each), and
-        uploads to classify and keep (a Kept, or the error, each)."""
+    def __call__(self, jobs: list[list[bytes] | Keep | ReadNumber]) -> list[Any]:
+        """Many jobs in one pass: uploads to classify (a list of Results and errors each),
+        numbers to read (a NumberResult or the error each), and uploads to classify or read
+        and keep (a Kept, or the error, each)."""
         uploads = [
-            upload for job in jobs for upload in (job if isinstance(job, list) else [job.upload])
+            upload
+            for job in jobs
+            if not _is_number(job)
+            for upload in (job if isinstance(job, list) else [job.upload])
         ]
         results = iter(self.predict(uploads))
         outcomes: list[Any] = [
-            [next(results) for _ in job] if isinstance(job, list) else next(results) for job in jobs
+            self.read_number(job.upload)  # type: ignore[union-attr]
+            if _is_number(job)
+            else [next(results) for _ in job]
+            if isinstance(job, list)
+            else next(results)
+            for job in jobs
         ]
         keeps = [i for i, job in enumerate(jobs) if isinstance(job, Keep)]
         if keeps:
@@ -118,6 +188,31 @@ class Reader:
             for i, outcome in zip(keeps, kept, strict=True):
                 outcomes[i] = outcome
         return outcomes
+
+    def read_number(self, upload: bytes) -> NumberResult | ServiceError:
+        """The number in an upload, or the error it gets."""
+        image = preprocessing.guarded(
+            inference.upload_guard, preprocessing.decode, upload, self.max_image_pixels,
+            segmentation.SIDE,
+        )  # fmt: skip
+        if isinstance(image, ServiceError):
+            return image
+        reading = preprocessing.guarded(
+            inference.upload_guard,
+            segmentation.read,
+            image,
+            self.model.probabilities,
+            self.max_number_digits,
+        )
+        if isinstance(reading, ServiceError):
+            return reading
+        return NumberResult(
+            probabilities=reading.probabilities.tolist(),
+            boxes=reading.boxes,
+            model_version=self.model.info.version,
+            image_type=Image.MIME.get(image.format or "", "application/octet-stream"),
+            pixels=np.round(reading.digits * 255).astype(np.uint8),
+        )
 
     def predict(self, uploads: list[bytes]) -> list[Result | ServiceError]:
         """Each upload's Result, or the error that upload alone gets."""
@@ -134,8 +229,12 @@ class Reader:
         return [item if isinstance(item, ServiceError) else next(answers) for item in prepared]
 
 
-def _size(job: list[bytes] | Keep) -> int:
-    return len(job.upload) if isinstance(job, Keep) else sum(len(upload) for upload in job)
+def _is_number(job: list[bytes] | Keep | ReadNumber) -> bool:
+    return isinstance(job, ReadNumber) or (isinstance(job, Keep) and job.number)
+
+
+def _size(job: list[bytes] | Keep | ReadNumber) -> int:
+    return sum(len(upload) for upload in job) if isinstance(job, list) else len(job.upload)
 
 
 class Predictor:
@@ -171,7 +270,9 @@ class Predictor:
         self._thread.start()
 
     def _use(self, served: model.DigitModel) -> None:
-        self._reader = Reader(served, self.settings.max_image_pixels, self.keeper)
+        self._reader = Reader(
+            served, self.settings.max_image_pixels, self.keeper, self.settings.max_number_digits
+        )
 
     def _train(self, mnist: dataset.Mnist) -> None:
         started = time.perf_counter()
@@ -277,11 +378,22 @@ class Predictor:
         metrics.count_predictions(o.digit for o in outcomes if isinstance(o, Result))
         return outcomes, version
 
-    async def keep(self, token_hash: str, data: bytes) -> Kept:
-        """Classify an upload and keep it in the token owner's history, off the event loop.
-        Unauthorized when the token is unknown or expired."""
-        outcome: Kept = await self._run(Keep(token_hash, data))
-        metrics.count_predictions([outcome[0].digit])
+    async def read_number(self, data: bytes) -> NumberResult:
+        """Read the number in one upload, off the event loop (as `read`)."""
+        outcome = await self._run(ReadNumber(data))
+        if isinstance(outcome, ServiceError):
+            raise outcome
+        metrics.count_predictions(outcome.digits)
+        return outcome
+
+    async def keep(self, token_hash: str, data: bytes, number: bool = False) -> Kept:
+        """Classify an upload (or read the number in it) and keep it in the token owner's
+        history, off the event loop. Unauthorized when the token is unknown or expired."""
+        outcome: Kept = await self._run(Keep(token_hash, data, number))
+        result = outcome[0]
+        metrics.count_predictions(
+            result.digits if isinstance(result, NumberResult) else [result.digit]
+        )
         return outcome
 
     async def _run(self, job: Any) -> Any:

@@ -14,7 +14,7 @@ import db
 import schemas
 from accounts import presented_token
 from errors import PayloadTooLarge, ServiceError, StorageFull, human_size
-from predictor import Predictor, Result
+from predictor import NumberResult, Predictor, Result
 
 router = APIRouter()
 
@@ -107,7 +107,9 @@ async def predict_mnist(
     if token is None:
         result = await predictor.read(data)
     else:  # a logged-in caller keeps the prediction in their history too
-        result, _ = await predictor.keep(token, data)
+        kept, _ = await predictor.keep(token, data)
+        assert isinstance(kept, Result)
+        result = kept
     answer = schemas.Prediction(
         prediction=str(result.digit),
         confidence=result.confidence,
@@ -116,6 +118,60 @@ async def predict_mnist(
         processed=await processed(result) if include == "processed" else None,
     )
     return json_response(answer)
+
+
+@router.post(
+    "/predict/number",
+    response_model=schemas.NumberPrediction,
+    responses={
+        **ERRORS,
+        400: {
+            "model": schemas.Error,
+            "description": ERRORS[400]["description"] + ", or more digits than one number may have",
+        },
+    },
+    tags=["predictions"],
+    openapi_extra={"security": [{}, {"Token": []}]},  # a token is optional here
+)
+async def predict_number(
+    request: Request,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="An image of one line of handwritten digits (a number): PNG, JPEG, "
+            "GIF, BMP, WebP or TIFF.",
+            json_schema_extra=NOT_EMPTY,
+        ),
+    ],
+    include: Include = None,
+) -> Response:
+    """Read a handwritten number: its digits, left to right, each with its box in the upload.
+    With a token, the number is kept in your history too."""
+    predictor: Predictor = request.app.state.predictor
+    token = presented_token(request, required=False)
+    data = await read_upload(file, predictor.settings.max_upload_bytes)
+    if token is None:
+        result = await predictor.read_number(data)
+    else:
+        kept, _ = await predictor.keep(token, data, number=True)
+        assert isinstance(kept, NumberResult)
+        result = kept
+    return json_response(await number_answer(result, include == "processed"))
+
+
+async def number_answer(result: NumberResult, with_processed: bool) -> schemas.NumberPrediction:
+    """The answer for a number read; with each digit's 28x28 when asked for."""
+    pngs = await run_in_threadpool(result.processed_pngs) if with_processed else None
+    digits = [
+        schemas.NumberDigit(**detail, processed=pngs[i] if pngs else None)
+        for i, detail in enumerate(result.details())
+    ]
+    return schemas.NumberPrediction(
+        number=result.number,
+        confidence=result.confidence,
+        digits=digits,
+        model_version=result.model_version,
+    )
 
 
 def json_response(answer: BaseModel, status_code: int = 200) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -61,6 +61,60 @@ class Prediction(BaseModel):
     )
     model_version: str = Field(description="Version of the model that answered.")
     processed: str | None = Field(default=None, description=PROCESSED, exclude_if=_absent)
+
+
+class Box(BaseModel):
+    """Where a digit is in the upload, in its own pixels (after EXIF orientation)."""
+
+    x: int = Field(ge=0, description="Left edge, from the upload's left.")
+    y: int = Field(ge=0, description="Top edge, from the upload's top.")
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class NumberDigit(BaseModel):
+    digit: str = Field(pattern=r"^[0-9]$", description="The recognised digit.")
+    confidence: float = Field(ge=0, le=1, description="Probability of `digit`.")
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="Probability of each digit 0-9."
+    )
+    box: Box
+    processed: str | None = Field(default=None, description=PROCESSED, exclude_if=_absent)
+
+
+class NumberPrediction(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "42",
+                    "confidence": 0.97,
+                    "digits": [
+                        {
+                            "digit": "4",
+                            "confidence": 0.99,
+                            "probabilities": [0, 0, 0, 0, 0.99, 0, 0, 0, 0, 0.01],
+                            "box": {"x": 12, "y": 30, "width": 40, "height": 61},
+                        },
+                        {
+                            "digit": "2",
+                            "confidence": 0.98,
+                            "probabilities": [0, 0, 0.98, 0.01, 0, 0, 0, 0.01, 0, 0],
+                            "box": {"x": 60, "y": 28, "width": 44, "height": 63},
+                        },
+                    ],
+                    "model_version": "sgd-3f9c2a7b41d0",
+                }
+            ]
+        }
+    )
+
+    number: str = Field(pattern=r"^[0-9]+$", description="The digits read, left to right.")
+    confidence: float = Field(
+        ge=0, le=1, description="Probability that the whole number is right: its digits' product."
+    )
+    digits: list[NumberDigit] = Field(min_length=1)
+    model_version: str = Field(description="Version of the model that answered.")
 
 
 class Error(BaseModel):
@@ -212,9 +266,20 @@ class Profile(BaseModel):
 
 class HistoryItem(BaseModel):
     id: int
-    result: int = Field(ge=0, le=9, description="The recognised digit.")
-    confidence: float
-    probabilities: list[float] = Field(min_length=10, max_length=10)
+    kind: Literal["digit", "number"] = Field(
+        default="digit", description="A digit (POST /api/predict/) or a number (/predict/number)."
+    )
+    result: int | None = Field(ge=0, le=9, description="The recognised digit; null for a number.")
+    number: str | None = Field(
+        default=None, pattern=r"^[0-9]+$", description="A number's digits.", exclude_if=_absent
+    )
+    confidence: float = Field(description="Of the digit; of a number, that all its digits are.")
+    probabilities: list[float] = Field(
+        max_length=10, description="Of each digit 0-9; empty for a number (see `digits`)."
+    )
+    digits: list[NumberDigit] | None = Field(
+        default=None, description="A number's digits, left to right.", exclude_if=_absent
+    )
     model_version: str
     created_at: datetime
     image: str = Field(description="URL of the uploaded image (the owner's token required).")

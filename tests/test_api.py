@@ -253,7 +253,8 @@ def test_refuses_to_start_without_data_or_model(tmp_path: Path) -> None:
 def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
-        "/predict/mnist", "/predict/mnist/batch", "/health", "/ready", "/model", "/metrics",
+        "/predict/mnist", "/predict/mnist/batch", "/predict/number",
+        "/health", "/ready", "/model", "/metrics",
         "/api/register/", "/api/login/", "/api/logout/", "/api/profile/", "/api/predict/",
         "/api/history/", "/api/history/{prediction_id}/", "/api/history/{prediction_id}/image/",
     }  # fmt: skip

@@ -29,13 +29,13 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 def test_a_new_sqlite_database_gets_its_folder(tmp_path: Path) -> None:
     engine = db.connect(f"sqlite:///{tmp_path / 'sub' / 'digits.db'}")
     assert db.revision(engine) is None
-    assert db.upgrade(engine) == db.head() == "0003"
+    assert db.upgrade(engine) == db.head() == "0004"
     assert (tmp_path / "sub" / "digits.db").exists()
 
 
 def test_upgrades_run_once_and_record_the_revision(engine: sa.Engine) -> None:
-    assert db.upgrade(engine) == "0003"  # a second run changes nothing
-    assert db.revision(engine) == "0003"
+    assert db.upgrade(engine) == "0004"  # a second run changes nothing
+    assert db.revision(engine) == "0004"
     assert set(sa.inspect(engine).get_table_names()) == {
         "alembic_version", "users", "tokens", "predictions", "login_failures",
     }  # fmt: skip
@@ -53,7 +53,7 @@ def test_concurrent_upgrades(database_url: str) -> None:
     """Replicas booting together all upgrade; the schema is made once and nobody fails."""
     engines = [db.connect(database_url) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(db.upgrade, engines)) == ["0003"] * 4
+        assert list(pool.map(db.upgrade, engines)) == ["0004"] * 4
     for engine in engines:
         engine.dispose()
 
@@ -185,7 +185,7 @@ def test_a_database_of_the_first_schema_keeps_every_row_and_stops_reusing_ids(
     old.commit()
     old.close()
     engine = db.connect(f"sqlite:///{path}")
-    assert db.upgrade(engine) == "0003"
+    assert db.upgrade(engine) == "0004"
     kept = db.get_prediction(engine, user_id=1, prediction_id=7)
     assert kept is not None and (kept["result"], kept["image_type"]) == (3, "image/png")
     assert db.get_prediction_image(engine, user_id=1, prediction_id=7) == (

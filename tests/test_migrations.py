@@ -65,7 +65,7 @@ def test_an_old_database_upgrades_with_everything_kept(
     assert db.revision(engine) is None  # not yet Alembic's
     settings = make_settings(tmp_path, database_url=url, model_path=model_file)
     with TestClient(create_app(settings)) as client:
-        assert db.revision(engine) == "0003"
+        assert db.revision(engine) == "0004"
         assert "schema_version" not in sa.inspect(engine).get_table_names()
         for token in TOKENS[kind]:  # both of Ada's tokens still work
             page = client.get("/api/history/", headers={"Authorization": f"Token {token}"})
@@ -110,7 +110,7 @@ def test_python_m_db_upgrade_and_alembic_s_own_command(database_url: str, tmp_pa
 
     assert run("db", "revision").stdout.strip() == "none"
     upgrade = run("db", "upgrade")
-    assert upgrade.returncode == 0 and upgrade.stdout.strip() == "0003", upgrade.stderr
+    assert upgrade.returncode == 0 and upgrade.stdout.strip() == "0004", upgrade.stderr
     current = run("alembic", "current")
     assert current.returncode == 0, current.stderr
-    assert current.stdout.strip() == "0003 (head)"
+    assert current.stdout.strip() == "0004 (head)"

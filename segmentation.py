@@ -1,0 +1,450 @@
+"""Read a handwritten number: the digits of one line of handwriting, left to right.
+
+The ink is told from the paper exactly as for one digit (preprocessing.ink_map), at a larger
+working size, since a number is wider than a digit. Then:
+
+1. `_line`: the separate marks of ink. Specks and ruled lines are no digits, nor is lettering
+   digits. The line is grown from the heaviest mark by the marks beside it (near enough, at
+   about its height: a baseline may drift); marks off the line are clutter.
+2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
+   detached bar of a 5, a 4 or a 7 drawn in two strokes).
+3. `_splits`: a group wider than one digit can be is touching digits. It is cut into k parts
+   at the columns of least ink near even spacing, for the few k its width allows, and the
+   classifier chooses: the k whose parts it is surest of (geometric mean of confidences).
+
+Each digit is then framed as MNIST's normalisation would (preprocessing.frame_digit) and
+classified; the number's confidence is the product of its digits' (each is calibrated).
+A digit's box is given in the upload's own pixels, after EXIF orientation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+import preprocessing
+from errors import NoDigitFound, ServiceError
+from preprocessing import BOX, NO_DIGIT, RESTROKE
+
+SIDE = 768  # a number is read at up to this many pixels on its longer side
+SPECK_FRACTION = 0.05  # marks lighter than 5% of the heaviest are specks, never a digit alone
+FLAT = 6.0  # a mark this many times wider than tall...
+RULED = 2.5  # ...and wider than 2.5 digit heights is a ruled line, not a digit's bar
+LINE_GAP = 2.0  # a mark joins the line within 2 digit heights of its nearest mark...
+LINE_DRIFT = 0.5  # ...with its middle within half that mark's height of it (a drifting line)
+OVERLAP = 0.5  # marks overlapping by half the narrower one's width are pieces of one digit
+PIECE_HEIGHT = 0.5  # a mark lower than half the line's digits is a piece of one...
+CLOSE = 0.05  # neighbours closer than this (times a digit's height) are read together
+PIECE_GAP = 0.3  # ...of the one it comes within 30% of a digit height of; else a dash or dot
+DIGIT_ASPECT = 0.8  # an MNIST digit's median width / height
+WIDEST = 1.5  # the widest single digits (a 0, 2 or 5): 99th percentile of MNIST's
+# How wide MNIST's digits of each class are for their height: the median of the 8,000 training
+# digits' ink box width / height, and the spread (1.4826 MAD) of its logarithm, at least
+# MIN_SPREAD (MNIST's 20 px boxes quantise it; other pens widen it).
+ASPECTS = [(0.95, 0.08), (0.5, 0.5), (1.0, 0.16), (0.85, 0.24), (0.85, 0.24),
+           (1.0, 0.24), (0.75, 0.21), (0.8, 0.2), (0.8, 0.2), (0.7, 0.2)]  # fmt: skip
+MIN_SPREAD = 0.15
+SPLIT_FROM = 1.0  # a group wider than this (times its height) may be touching digits
+WHOLE = 2.0  # the log odds that a group as narrow as one digit can be is one digit
+CUTS_PER_DIGIT = 3  # cut columns tried for each digit a group's width suggests
+THINNEST = 0.2  # no part of a split is narrower than this (times its height): a 1 is wider
+CUT_WINDOW = 0.35  # a cut lies within 35% of a part's width of where even spacing puts it
+ZOOM_HEIGHT = RESTROKE * BOX  # a line lower than this is read again at full resolution
+ZOOM_MARGIN = 0.25  # ...with this much context around it (times its height)
+REDUCED_HEIGHT = 1.5 * ZOOM_HEIGHT  # digits taller than twice that are reduced to this
+
+Classifier = Callable[[np.ndarray], np.ndarray]  # (n, 28, 28) digits -> (n, 10) probabilities
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where a digit is, in the upload's pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The digits of a number, left to right."""
+
+    digits: np.ndarray  # (n, 28, 28) float32 in 0..1, white on black: what was classified
+    probabilities: np.ndarray  # (n, 10)
+    boxes: list[Box]
+
+
+class TooManyDigits(ServiceError):
+    status_code = 400
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """How an ink map's pixels map to the upload's: offset, then scale."""
+
+    x: float
+    y: float
+    sx: float
+    sy: float
+
+    def box(self, top: int, bottom: int, left: int, right: int) -> Box:
+        x0, y0 = int(self.x + left * self.sx), int(self.y + top * self.sy)
+        x1, y1 = round(self.x + right * self.sx), round(self.y + bottom * self.sy)
+        return Box(x=x0, y=y0, width=max(1, x1 - x0), height=max(1, y1 - y0))
+
+
+def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
+    """The number in a decoded upload. NoDigitFound when there is none, TooManyDigits beyond
+    `max_digits`."""
+    full_width = image.info.get("full_size", image.size)[0]
+    to_upload = full_width / image.width  # a JPEG may have been decoded at a reduced scale
+    ink = preprocessing.ink_map(image, SIDE)
+    labels, marks = _line(ink, max_digits)
+    height = _height(marks)
+    if height > 2 * ZOOM_HEIGHT:
+        ink, frame = _reduced(ink, height, image.size, (0, 0), to_upload)
+        labels, marks = _line(ink, max_digits)
+    else:
+        frame = _frame(ink, image.size, (0, 0), to_upload)
+    pixels = image.width / ink.shape[1]  # decoded pixels per ink map pixel
+    if height < ZOOM_HEIGHT and pixels > 1.01:  # reduced for speed: read it again, sharper
+        top, bottom, left, right = _extent(list(marks.values()))
+        margin = ZOOM_MARGIN * height
+        crop = (
+            max(0, int((left - margin) * pixels)),
+            max(0, int((top - margin) * pixels)),
+            min(image.width, int((right + margin) * pixels) + 1),
+            min(image.height, int((bottom + margin) * pixels) + 1),
+        )
+        region = image.crop(crop)
+        ink = preprocessing.ink_map(region, SIDE)
+        frame = _frame(ink, region.size, crop[:2], to_upload)
+        labels, marks = _line(ink, max_digits)
+    groups = _groups(marks)
+    if len(groups) > max_digits:
+        raise TooManyDigits(_too_many(max_digits))
+    return _classify(ink, labels, groups, classify, frame, max_digits)
+
+
+def _reduced(
+    ink: np.ndarray, height: int, size: tuple[int, int], offset: tuple[int, int], to_upload: float
+) -> tuple[np.ndarray, _Frame]:
+    """An ink map whose digits are `height` px tall, reduced to REDUCED_HEIGHT: a digit is
+    redrawn from fewer pixels than that (the same digits, fewer pixels to label and frame)."""
+    scale = REDUCED_HEIGHT / height
+    shape = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    reduced = Image.fromarray(ink, "F").resize(shape, Image.Resampling.BOX)
+    ink = np.clip(np.asarray(reduced), 0.0, 1.0)
+    return ink, _frame(ink, size, offset, to_upload)
+
+
+def _frame(
+    ink: np.ndarray, size: tuple[int, int], offset: tuple[int, int], to_upload: float
+) -> _Frame:
+    """How the pixels of the ink map of a region of `size` decoded pixels at `offset` map to
+    the upload's."""
+    return _Frame(
+        offset[0] * to_upload,
+        offset[1] * to_upload,
+        size[0] * to_upload / ink.shape[1],
+        size[1] * to_upload / ink.shape[0],
+    )
+
+
+def _height(marks: dict[int, Span]) -> int:
+    """The height of the line's marks (their median)."""
+    return int(np.median([bottom - top for top, bottom, _, _ in marks.values()]))
+
+
+def _too_many(max_digits: int) -> str:
+    return f"The image holds more than {max_digits} digits; send at most {max_digits}."
+
+
+Span = tuple[int, int, int, int]  # top, bottom, left, right (end-exclusive)
+
+
+def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]]:
+    """The labelled marks of the ink and the heavy ones that make up the line of digits."""
+    if float((ink > 0.5).mean()) > preprocessing.MAX_COVERAGE:
+        raise NoDigitFound(NO_DIGIT)  # ink over most of the frame: a texture or a photo
+    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    if count == 0:
+        raise NoDigitFound(NO_DIGIT)
+    masses = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)
+    strong = np.zeros(count + 1, dtype=bool)  # a mark without a strong stroke is a shadow
+    strong[labels[ink > 0.5]] = True
+    strong[0] = False
+    if not strong.any():
+        raise NoDigitFound(NO_DIGIT)
+    heavy = strong & (masses >= SPECK_FRACTION * masses[strong].max())
+    spans = np.zeros((count + 1, 4), dtype=np.intp)
+    for label, found in enumerate(ndimage.find_objects(labels), start=1):
+        spans[label] = found[0].start, found[0].stop, found[1].start, found[1].stop
+    heights, widths = spans[:, 1] - spans[:, 0], spans[:, 3] - spans[:, 2]
+    flat = widths >= FLAT * heights
+    # a filled blob is no digit (a "1" is filled but thin): as preprocessing's rule
+    solid = masses / np.maximum(heights * widths, 1) > preprocessing.MAX_SOLIDITY
+    blob = solid & (
+        np.maximum(heights, widths) < preprocessing.MAX_BLOB_ASPECT * np.minimum(heights, widths)
+    )
+    heavy &= ~blob
+    upright = heavy & ~flat
+    if not upright.any():
+        raise NoDigitFound(NO_DIGIT)  # only lines: no digit
+    # Lettering (a badge with an app's name knocked out of it) never starts a line; beside
+    # the digits it is not told from them (a digit's strokes can enclose a third small hole).
+    lettering = np.concatenate([[False], preprocessing.lettering_marks(labels, upright[1:])])
+    if (upright & ~lettering).any():
+        upright &= ~lettering
+    first = int(np.argmax(np.where(upright, masses, -1.0)))  # the heaviest mark
+    heavy &= ~(flat & (widths >= RULED * heights[first]))  # ruled lines
+    if heavy.sum() > 4 * max_digits:  # noise, a texture, a page of text: not one number
+        raise TooManyDigits(_too_many(max_digits))
+    # the height of a digit, to measure gaps and drift by: the heaviest mark may be a piece
+    reach = int(heights[upright].max())
+    # Lines, each grown from the heaviest mark not yet in one by the marks beside it; the
+    # number is the line with the most ink (not a badge in a corner, a label, a doodle).
+    free = set(np.flatnonzero(heavy).tolist())
+    seeds = [label for label in np.argsort(-masses).tolist() if upright[label]]
+    line: set[int] = set()
+    for seed in seeds:
+        if seed not in free:
+            continue
+        grown, found = True, {seed}
+        while grown:
+            grown = False
+            for label in sorted(free - found):
+                if _beside(spans[label], [spans[m] for m in found], reach):
+                    found.add(label)
+                    grown = True
+        free -= found
+        if masses[list(found)].sum() > masses[list(line)].sum():
+            line = found
+    return labels, {label: tuple(int(v) for v in spans[label]) for label in line}  # type: ignore[misc]
+
+
+def _beside(mark: np.ndarray, line: list[np.ndarray], height: int) -> bool:
+    """Whether a mark lies beside the line: within LINE_GAP digit heights of its horizontally
+    nearest mark, its middle within LINE_DRIFT of a digit height of that mark's span (a
+    line's baseline may drift; a piece of a digit may lie above or below another piece)."""
+    gaps = [max(0, mark[2] - other[3], other[2] - mark[3]) for other in line]
+    nearest = line[int(np.argmin(gaps))]
+    middle = (mark[0] + mark[1]) / 2
+    return (
+        min(gaps) <= LINE_GAP * height
+        and nearest[0] - LINE_DRIFT * height <= middle <= nearest[1] + LINE_DRIFT * height
+    )
+
+
+def _extent(spans: list[Span]) -> Span:
+    return (
+        min(s[0] for s in spans),
+        max(s[1] for s in spans),
+        min(s[2] for s in spans),
+        max(s[3] for s in spans),
+    )
+
+
+@dataclass
+class _Group:
+    """The marks of one digit (or of touching digits), and their box."""
+
+    labels: list[int]
+    span: Span
+    close: bool = False  # two groups that came close: as likely two digits as one
+
+
+def _groups(marks: dict[int, Span]) -> list[_Group]:
+    """The line's marks gathered into digits, left to right: marks that overlap by OVERLAP of
+    the narrower one's width are pieces of one."""
+    groups = [_Group([label], span) for label, span in sorted(marks.items(), key=lambda m: m[1][2])]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups) - 1):
+            one, two = groups[i].span, groups[i + 1].span
+            overlap = min(one[3], two[3]) - max(one[2], two[2])
+            narrower = min(one[3] - one[2], two[3] - two[2])
+            if overlap >= OVERLAP * narrower:
+                groups[i] = _Group(groups[i].labels + groups[i + 1].labels, _extent([one, two]))
+                del groups[i + 1]
+                merged = True
+                break
+    return _close_joined(_pieces_joined(groups))
+
+
+def _close_joined(groups: list[_Group]) -> list[_Group]:
+    """Neighbours with less than CLOSE (of a digit's height) of paper between them are read
+    together, as touching digits are: they may be two digits written close, or one a pen
+    broke in two (the split of the whole decides, at the gap when there are two)."""
+    if len(groups) < 2:
+        return groups
+    line = float(np.median([group.span[1] - group.span[0] for group in groups]))
+    joined = [groups[0]]
+    for group in groups[1:]:
+        if _gap(joined[-1].span, group.span) < CLOSE * line:
+            last = joined[-1]
+            joined[-1] = _Group(last.labels + group.labels, _extent([last.span, group.span]), True)
+        else:
+            joined.append(group)
+    return joined
+
+
+def _pieces_joined(groups: list[_Group]) -> list[_Group]:
+    """Groups much lower than the line's digits are pieces: each joins the group beside it
+    when it comes within PIECE_GAP of it (a bar that slid off its 5), else it is dropped (a
+    dash, a dot)."""
+    heights = [group.span[1] - group.span[0] for group in groups]
+    line = float(np.median(heights))
+    while True:
+        low = [i for i, h in enumerate(heights) if h < PIECE_HEIGHT * line]
+        if not low or len(groups) == 1:
+            return groups
+        i = low[0]
+        piece = groups.pop(i)
+        heights.pop(i)
+        gaps = [_gap(piece.span, group.span) for group in groups]
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] <= PIECE_GAP * line:
+            host = groups[nearest]
+            groups[nearest] = _Group(host.labels + piece.labels, _extent([host.span, piece.span]))
+            heights[nearest] = groups[nearest].span[1] - groups[nearest].span[0]
+
+
+def _gap(one: Span, two: Span) -> int:
+    """Paper between two boxes, horizontally."""
+    return max(0, one[2] - two[3], two[2] - one[3])
+
+
+def _classify(
+    ink: np.ndarray,
+    labels: np.ndarray,
+    groups: list[_Group],
+    classify: Classifier,
+    frame: _Frame,
+    max_digits: int,
+) -> Reading:
+    """Frame every candidate digit (each group whole, and its parts between the cuts its
+    width allows), classify them all at once, and read each group as the best path of parts."""
+    line_labels = [label for group in groups for label in group.labels]
+    framed: list[np.ndarray] = []
+    candidates = []  # per group: {(start, stop) column of a part: (row in framed, its span)}
+    for group in groups:
+        top, bottom, left, right = group.span
+        region = labels[top:bottom, left:right]
+        # the group's marks, and the specks in its box (frame_digit keeps those on the digit)
+        keep = np.isin(region, group.labels) | ((region > 0) & ~np.isin(region, line_labels))
+        values = np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
+        pad = (bottom - top) // 2  # paper around it, as around a digit in its own image
+        parts: dict[tuple[int, int], tuple[int, Span]] = {}
+        for start, stop in _parts(values):
+            part = np.zeros_like(values)
+            part[:, start:stop] = values[:, start:stop]
+            try:
+                framed.append(preprocessing.frame_digit(np.pad(part, pad)))
+            except NoDigitFound:
+                continue
+            parts[start, stop] = (len(framed) - 1, _span(part, top, left))
+        candidates.append((values.shape[1], parts, 0.0 if group.close else WHOLE))
+    if not framed:
+        raise NoDigitFound(NO_DIGIT)
+    probabilities = classify(np.stack(framed))
+    chosen: list[tuple[int, Span]] = []
+    for width, parts, whole in candidates:
+        chosen += _best_path(width, parts, probabilities, whole)
+    if not chosen:
+        raise NoDigitFound(NO_DIGIT)
+    if len(chosen) > max_digits:
+        raise TooManyDigits(_too_many(max_digits))
+    rows = [row for row, _ in chosen]
+    return Reading(
+        digits=np.stack([framed[row] for row in rows]),
+        probabilities=probabilities[rows],
+        boxes=[frame.box(*span) for _, span in chosen],
+    )
+
+
+def _best_path(
+    width: int,
+    parts: dict[tuple[int, int], tuple[int, Span]],
+    probabilities: np.ndarray,
+    whole: float,
+) -> list[tuple[int, Span]]:
+    """The parts a group is read as: the run of parts from its left edge to its right whose
+    digits are likeliest together: the sum of each one's log confidence and the log likelihood
+    of its shape (width for height) among MNIST's digits of its class. The classifier alone
+    cannot tell: fragments of one digit look like digits too, and two touching digits like
+    one. Dynamic programming over the cut columns."""
+    if not parts:
+        return []
+    best: dict[int, tuple[float, list[tuple[int, Span]]]] = {0: (0.0, [])}
+    for start, stop in sorted(parts, key=lambda part: (part[1], part[0])):
+        if start not in best:
+            continue
+        row, span = parts[start, stop]
+        digit = int(probabilities[row].argmax())
+        score = float(np.log(max(probabilities[row, digit], 1e-12))) + _shape(span, digit)
+        if (start, stop) == (0, width):
+            score += whole
+        total = best[start][0] + score
+        if stop not in best or total > best[stop][0]:
+            best[stop] = (total, [*best[start][1], (row, span)])
+    if width in best:
+        return best[width][1]
+    return [parts[max(parts, key=lambda p: p[1] - p[0])]]  # no path across: its largest part
+
+
+def _shape(span: Span, digit: int) -> float:
+    """How likely a digit's width for its height is among MNIST's digits of its class: the
+    log of a normal density of the log aspect (ASPECTS), 0 at the class's median. A 1 may be
+    as thin as the pen that drew it."""
+    top, bottom, left, right = span
+    median, spread = ASPECTS[digit]
+    z = np.log((right - left) / (bottom - top) / median) / max(spread, MIN_SPREAD)
+    if digit == 1:
+        z = max(z, 0.0)
+    return float(-0.5 * z * z)
+
+
+def _span(values: np.ndarray, top: int, left: int) -> Span:
+    """The box of a part's ink, in the ink map's pixels."""
+    rows = np.flatnonzero(values.any(axis=1))
+    cols = np.flatnonzero(values.any(axis=0))
+    first, last = int(cols[0]), int(cols[-1])
+    return top + int(rows[0]), top + int(rows[-1]) + 1, left + first, left + last + 1
+
+
+def _parts(values: np.ndarray) -> list[tuple[int, int]]:
+    """The parts (start, stop columns) a group may be read as: the whole when one digit can be
+    that wide, and when it is wide enough to be touching digits, every part between two of
+    its cut columns (the columns of least ink: the paper or thin crossing between digits) that
+    is as wide as a digit may be."""
+    height, width = values.shape
+    aspect = width / height
+    whole = [(0, width)] if aspect <= WIDEST else []
+    if aspect <= SPLIT_FROM:
+        return whole
+    profile = ndimage.uniform_filter1d(values.sum(axis=0), size=3, mode="constant")
+    inner = np.arange(1, width - 1)
+    minima = inner[(profile[1:-1] <= profile[:-2]) & (profile[1:-1] <= profile[2:])]
+    minima = minima[(minima >= THINNEST * height) & (minima <= width - THINNEST * height)]
+    # the lowest few, one per run of equal columns (a gap of paper gives one cut, its middle)
+    likely = max(2, round(aspect / DIGIT_ASPECT))
+    cuts: list[int] = []
+    for column in minima[np.argsort(profile[minima], kind="stable")]:
+        if all(abs(column - other) > THINNEST * height / 2 for other in cuts):
+            cuts.append(int(column))
+        if len(cuts) >= CUTS_PER_DIGIT * likely:
+            break
+    edges = sorted([0, *cuts, width])
+    return whole + [
+        (a, b)
+        for i, a in enumerate(edges)
+        for b in edges[i + 1 :]
+        if (a, b) != (0, width) and THINNEST * height <= b - a <= WIDEST * height
+    ]

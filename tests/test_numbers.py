@@ -1,0 +1,321 @@
+"""Reading numbers (segmentation.py, POST /predict/number): the digits of one line, left to
+right, on images built here from held-out MNIST digits: apart with uneven spacing and a drifting
+baseline, slanted, touching, in pieces, with clutter beside them; their boxes in the upload's
+own pixels; the errors; and numbers kept in a history beside digits."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+import dataset
+import model
+import preprocessing
+import segmentation
+import styles
+from conftest import make_settings, png
+from errors import NoDigitFound
+from main import create_app
+
+LIMIT = 50_000_000
+
+
+def read(trained: model.DigitModel, data: bytes, max_digits: int = 20) -> str:
+    image = preprocessing.decode(data, LIMIT, segmentation.SIDE)
+    reading = segmentation.read(image, trained.probabilities, max_digits)
+    return "".join(str(digit) for digit in reading.probabilities.argmax(axis=1))
+
+
+def paper(ink: np.ndarray, scale: int = 4) -> bytes:
+    """A number's ink (uint8, white on black, MNIST's scale) as dark strokes on white paper,
+    `scale` times larger: what a scan or a drawing program gives."""
+    large = Image.fromarray(ink).resize(
+        (ink.shape[1] * scale, ink.shape[0] * scale), Image.Resampling.BICUBIC
+    )
+    return png(255 - np.asarray(large))
+
+
+@pytest.fixture(scope="module")
+def sure(trained: model.DigitModel, holdout: dataset.Digits) -> dict[int, np.ndarray]:
+    """For each class, a held-out digit the model reads right and surely on paper by itself."""
+    chosen: dict[int, np.ndarray] = {}
+    for image, label in zip(holdout.images, holdout.labels, strict=True):
+        if int(label) in chosen:
+            continue
+        data = paper(styles.number([image], np.random.default_rng(0)))
+        reading = segmentation.read(
+            preprocessing.decode(data, LIMIT, segmentation.SIDE), trained.probabilities, 20
+        )
+        (probabilities, *others) = reading.probabilities
+        if not others and probabilities.argmax() == label and probabilities.max() > 0.95:
+            chosen[int(label)] = image
+    assert sorted(chosen) == list(range(10))
+    return chosen
+
+
+def digits_of(sure: dict[int, np.ndarray], number: str) -> list[np.ndarray]:
+    return [sure[int(character)] for character in number]
+
+
+@pytest.mark.parametrize("number", ["7", "2025", "31415926", "90210"])
+def test_separate_digits_with_uneven_spacing_and_a_drifting_baseline(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
+) -> None:
+    rng = np.random.default_rng(len(number))
+    ink = styles.number(digits_of(sure, number), rng, "apart")
+    assert read(trained, paper(ink)) == number
+    assert read(trained, styles.canvas_png(ink, rng)) == number
+    assert read(trained, styles.paper_photo(ink, rng)) == number
+
+
+def test_a_slanted_number(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
+    ink = styles.number(digits_of(sure, "4096"), np.random.default_rng(1), "apart")
+    height = ink.shape[0]
+    padded = np.pad(ink, ((0, 0), (height // 2, height // 2)))
+    slant = np.tan(np.radians(12))  # the tops lean right by 12 degrees
+    slanted = ndimage.affine_transform(
+        padded.astype(np.float32), [[1, 0], [slant, 1]], offset=[0, -slant * height], order=1
+    )
+    assert read(trained, paper(np.clip(slanted, 0, 255).astype(np.uint8))) == "4096"
+
+
+def _touching(left: np.ndarray, right: np.ndarray, overlap: int) -> np.ndarray:
+    """Two digits whose ink boxes overlap by `overlap` columns."""
+    one, two = (digit[:, np.flatnonzero(digit.any(axis=0))] for digit in (left, right))
+    ink = np.zeros((28, one.shape[1] + two.shape[1] - overlap + 8), dtype=np.uint8)
+    ink[:, 4 : 4 + one.shape[1]] = one
+    region = ink[:, 4 + one.shape[1] - overlap : 4 + one.shape[1] - overlap + two.shape[1]]
+    np.maximum(region, two, out=region)
+    return np.pad(ink, 4)
+
+
+@pytest.mark.parametrize(("number", "overlap"), [("00", 2), ("03", 3), ("38", 2), ("85", 3)])
+def test_touching_digits_are_split(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str, overlap: int
+) -> None:
+    left, right = digits_of(sure, number)
+    ink = _touching(left, right, overlap)
+    _, marks = ndimage.label(ink > 100, structure=np.ones((3, 3)))
+    assert marks == 1  # one stroke: the two digits touch
+    assert read(trained, paper(ink)) == number
+
+
+def _lifted(digit: np.ndarray, rows: float, gap: int) -> np.ndarray:
+    """The digit with the top `rows` share of its ink rows lifted by `gap` px: in two pieces."""
+    ink_rows = np.flatnonzero(digit.any(axis=1))
+    cut = ink_rows[0] + round(rows * len(ink_rows))
+    lifted = np.zeros_like(digit)
+    lifted[cut:] = digit[cut:]
+    lifted[ink_rows[0] - gap : cut - gap] = digit[ink_rows[0] : cut]
+    return lifted
+
+
+def _parted(digit: np.ndarray, column: float, gap: int) -> np.ndarray:
+    """The digit with its ink right of `column` (a share of its width) moved right by `gap`."""
+    cols = np.flatnonzero(digit.any(axis=0))
+    cut = cols[0] + round(column * len(cols))
+    parted = np.zeros((28, 28 + gap), dtype=digit.dtype)
+    parted[:, :cut] = digit[:, :cut]
+    parted[:, cut + gap :] = digit[:, cut:]
+    return parted
+
+
+@pytest.mark.parametrize(
+    ("number", "pieces"),
+    [
+        ("5", lambda digit: _lifted(digit, 0.3, 2)),  # a 5 whose top bar is detached
+        ("7", lambda digit: _lifted(digit, 0.25, 2)),  # a 7's bar and stem drawn apart
+        ("4", lambda digit: _parted(digit, 0.6, 1)),  # a 4 in two strokes
+    ],
+)
+def test_a_digit_in_pieces_is_one_digit(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str, pieces: object
+) -> None:
+    digit = pieces(sure[int(number)])  # type: ignore[operator]
+    _, count = ndimage.label(digit > 100, structure=np.ones((3, 3)))
+    assert count >= 2
+    rng = np.random.default_rng(3)
+    ink = styles.number([sure[1], digit, sure[8]], rng, "apart")
+    assert read(trained, paper(ink)) == f"1{number}8"
+
+
+def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
+    """Specks, a ruled line under the number and a badge in a corner are no digits."""
+    ink = styles.number(digits_of(sure, "1984"), np.random.default_rng(4), "apart")
+    page = Image.fromarray(255 - np.asarray(Image.fromarray(ink).resize(
+        (ink.shape[1] * 4, ink.shape[0] * 4), Image.Resampling.BICUBIC)))  # fmt: skip
+    width, height = page.size
+    canvas = Image.new("L", (width + 160, height + 160), 255)
+    canvas.paste(page, (80, 60))
+    draw = ImageDraw.Draw(canvas)
+    draw.line([(20, height + 70), (width + 140, height + 70)], fill=90, width=3)  # ruled
+    for x in range(10, width + 150, 37):  # specks of dust
+        draw.ellipse([x, 10 + x % 23, x + 2, 12 + x % 23], fill=60)
+    draw.rectangle([width + 60, height + 110, width + 150, height + 150], fill=40)  # badge
+    draw.text((width + 66, height + 120), "Paint 8", fill=255)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    assert read(trained, buffer.getvalue()) == "1984"
+
+
+def test_a_small_number_in_a_large_photo_is_read_at_full_resolution(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A 3000x2000 page with the number 70 px high in it: reduced to the working size it would
+    be 18 px high, so it is read again from the page's own pixels, and boxed in them."""
+    ink = styles.number(digits_of(sure, "3507"), np.random.default_rng(10), "apart")
+    number = Image.fromarray(255 - ink).resize((ink.shape[1] * 2, ink.shape[0] * 2))
+    page = Image.new("L", (3000, 2000), 235)
+    page.paste(number, (2100, 1500))
+    buffer = io.BytesIO()
+    page.convert("RGB").save(buffer, format="JPEG", quality=90)
+    image = preprocessing.decode(buffer.getvalue(), LIMIT, segmentation.SIDE)
+    reading = segmentation.read(image, trained.probabilities, 20)
+    assert "".join(str(d) for d in reading.probabilities.argmax(axis=1)) == "3507"
+    columns = np.flatnonzero((ink > 127).any(axis=0))
+    assert abs(reading.boxes[0].x - (2100 + 2 * columns[0])) <= 4
+    right = reading.boxes[-1].x + reading.boxes[-1].width
+    assert abs(right - (2100 + 2 * (columns[-1] + 1))) <= 4
+
+
+def test_boxes_are_in_the_upload_s_own_pixels_after_exif_orientation(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    ink = styles.number(digits_of(sure, "62"), np.random.default_rng(5), "apart")
+    upright = Image.fromarray(255 - ink).resize((ink.shape[1] * 8, ink.shape[0] * 8))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # as a camera held sideways saves it
+    exif = Image.Exif()
+    exif[preprocessing.EXIF_ORIENTATION] = 6  # "turn 90 degrees clockwise to show"
+    buffer = io.BytesIO()
+    stored.convert("RGB").save(buffer, format="JPEG", quality=95, exif=exif)
+    image = preprocessing.decode(buffer.getvalue(), LIMIT, segmentation.SIDE)
+    reading = segmentation.read(image, trained.probabilities, 20)
+    assert "".join(str(d) for d in reading.probabilities.argmax(axis=1)) == "62"
+    columns = np.flatnonzero((ink > 127).any(axis=0))
+    rows = np.flatnonzero((ink > 127).any(axis=1))
+    first, second = reading.boxes
+    # in the upright upload's pixels (8x the ink): the 6 starts at the number's left edge...
+    assert abs(first.x - columns[0] * 8) <= 8 and abs(first.y - rows[0] * 8) <= 12
+    # ...and the 2 ends at its right edge; both boxes lie inside the upright image
+    assert abs(second.x + second.width - (columns[-1] + 1) * 8) <= 8
+    assert first.x + first.width <= second.x
+    assert second.x + second.width <= upright.width and first.y + first.height <= upright.height
+
+
+def test_too_many_digits_and_none(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
+    ink = styles.number(digits_of(sure, "12345"), np.random.default_rng(6), "apart")
+    with pytest.raises(segmentation.TooManyDigits, match="more than 4 digits; send at most 4"):
+        read(trained, paper(ink), max_digits=4)
+    assert read(trained, paper(ink), max_digits=5) == "12345"
+    with pytest.raises(NoDigitFound):
+        read(trained, png(np.full((60, 200), 255, np.uint8)))
+    ruled = np.full((60, 200), 255, np.uint8)
+    ruled[40:42, 5:195] = 0  # a ruled line alone
+    with pytest.raises(NoDigitFound):
+        read(trained, png(ruled))
+
+
+# --- over HTTP ---------------------------------------------------------------------------------
+
+
+def post_number(client: TestClient, data: bytes, **kwargs: object) -> object:
+    return client.post("/predict/number", files={"file": ("number.png", data)}, **kwargs)
+
+
+def test_predict_number_answers_the_digits_and_their_boxes(
+    client: TestClient, sure: dict[int, np.ndarray]
+) -> None:
+    ink = styles.number(digits_of(sure, "2025"), np.random.default_rng(7), "apart")
+    data = paper(ink)
+    answer = client.post("/predict/number", files={"file": ("n.png", data)})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["number"] == "2025"
+    assert [digit["digit"] for digit in body["digits"]] == ["2", "0", "2", "5"]
+    assert body["model_version"] == client.app.state.predictor.model.info.version  # type: ignore[attr-defined]
+    confidences = [digit["confidence"] for digit in body["digits"]]
+    assert body["confidence"] == pytest.approx(float(np.prod(confidences)))
+    for digit in body["digits"]:
+        assert len(digit["probabilities"]) == 10
+        assert digit["confidence"] == max(digit["probabilities"])
+        assert set(digit["box"]) == {"x", "y", "width", "height"}
+        assert "processed" not in digit
+    lefts = [digit["box"]["x"] for digit in body["digits"]]
+    assert lefts == sorted(lefts)
+    processed = client.post(
+        "/predict/number?include=processed", files={"file": ("n.png", data)}
+    ).json()
+    for digit in processed["digits"]:
+        shown = Image.open(io.BytesIO(base64.b64decode(digit["processed"])))
+        assert (shown.size, shown.mode) == ((28, 28), "L")
+
+
+NUMBER_BAD_UPLOADS = [
+    (b"hello, I am text", 400, "File provided is not an image."),
+    (b"", 400, "The uploaded file is empty."),
+    (png(np.full((64, 256), 255, np.uint8)), 400, "No digit found in the image."),
+    (png(np.full((64, 256), 255, np.uint8))[:60], 400, "The image is truncated or corrupt"),
+]
+
+
+@pytest.mark.parametrize(("data", "status", "detail"), NUMBER_BAD_UPLOADS)
+def test_bad_uploads_to_predict_number(
+    client: TestClient, data: bytes, status: int, detail: str
+) -> None:
+    answer = client.post("/predict/number", files={"file": ("n.png", data)})
+    assert answer.status_code == status
+    assert answer.json()["detail"].startswith(detail)
+
+
+def test_predict_number_limits(
+    tmp_path: object, model_file: object, sure: dict[int, np.ndarray]
+) -> None:
+    settings = make_settings(tmp_path, model_path=model_file, max_number_digits=3)  # type: ignore[arg-type]
+    ink = styles.number(digits_of(sure, "1234"), np.random.default_rng(8), "apart")
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+        answer = client.post("/predict/number", files={"file": ("n.png", paper(ink))})
+        assert answer.status_code == 400
+        assert answer.json()["detail"] == "The image holds more than 3 digits; send at most 3."
+        assert client.post("/predict/number").status_code == 422
+
+
+def test_a_number_is_kept_in_the_history_beside_digits(
+    client: TestClient, sure: dict[int, np.ndarray]
+) -> None:
+    ada = client.post(
+        "/api/register/",
+        json={"username": "ada", "email": "ada@example.com", "password": "correct horse"},
+    ).json()["token"]
+    auth = {"Authorization": f"Token {ada}"}
+    ink = styles.number(digits_of(sure, "42"), np.random.default_rng(9), "apart")
+    data = paper(ink)
+    number = client.post("/predict/number", files={"file": ("n.png", data)}, headers=auth)
+    assert number.status_code == 200 and number.json()["number"] == "42"
+    digit = client.post("/api/predict/", files={"image": ("d.png", png(sure[7]))}, headers=auth)
+    assert digit.status_code == 201
+    page = client.get("/api/history/", headers=auth).json()
+    assert page["count"] == 2
+    newest, oldest = page["results"]
+    assert (newest["kind"], newest["result"], "number" in newest) == ("digit", 7, False)
+    assert (oldest["kind"], oldest["result"], oldest["number"]) == ("number", None, "42")
+    assert oldest["probabilities"] == []
+    assert oldest["digits"] == number.json()["digits"]
+    assert oldest["confidence"] == pytest.approx(number.json()["confidence"])
+    one = client.get(f"/api/history/{oldest['id']}/", headers=auth).json()
+    assert one == oldest
+    image = client.get(f"/api/history/{oldest['id']}/image/", headers=auth)
+    assert image.content == data and image.headers["content-type"] == "image/png"
+    anonymous = client.post("/predict/number", files={"file": ("n.png", data)})
+    assert anonymous.status_code == 200
+    assert client.get("/api/history/", headers=auth).json()["count"] == 2  # not kept
+    bad = client.post(
+        "/predict/number", files={"file": ("n.png", data)}, headers={"Authorization": "Token x"}
+    )
+    assert bad.status_code == 401
