@@ -751,6 +751,17 @@ def normalise(image: Image.Image) -> np.ndarray:
     return _normalise_fully(image)
 
 
+def digit_ink(image: Image.Image) -> np.ndarray:
+    """The digit's own ink in a decoded upload, cropped to it (1 ink, 0 paper), clutter
+    erased: what `frame_digit` starts from. (bench/numbers.py builds numbers of real digits
+    from it.)"""
+    ink = ink_map(image)
+    zoomed = _zoom(image, ink)
+    if zoomed is not None:
+        ink = ink_map(zoomed)
+    return _crop(_digit_only(ink)[0])
+
+
 def _normalise_fully(image: Image.Image) -> np.ndarray:
     """Ink from paper, zoom if the digit is small in a large frame, then frame the digit."""
     ink = ink_map(image)

@@ -52,6 +52,7 @@ def test_predict_keeps_the_prediction_and_the_upload(
     body = answer.json()
     assert set(body) == {
         "id",
+        "kind",
         "result",
         "confidence",
         "probabilities",
@@ -59,7 +60,7 @@ def test_predict_keeps_the_prediction_and_the_upload(
         "created_at",
         "image",
     }
-    assert (body["id"], body["result"]) == (1, 3)
+    assert (body["id"], body["kind"], body["result"]) == (1, "digit", 3)
     assert body["confidence"] == max(body["probabilities"])
     assert body["image"] == "http://testserver/api/history/1/image/"
 

@@ -1,0 +1,199 @@
+"""Numbers: POST /predict/number's own code on handwritten numbers, beside Tesseract 5.
+
+Numbers of 2, 4 and 8 held-out MNIST digits (never the training ones), written apart (uneven
+spacing, a drifting baseline), touching (neighbours' boxes overlapping by 1 px, moved closer
+until their strokes touch) and in pieces (each digit cut by a 1 px line), each rendered as
+MNIST renders (white on black), as a paper photo, a canvas export and in thick marker
+(styles.py); and 4-digit numbers of real digits: the ink of uploads from ../shared/realdigits-dev
+cut out and set side by side on one white page.
+
+Each image goes through exactly what the endpoint runs (predictor.Reader.read_number: decode,
+segment, frame, classify). Reported: whole-number accuracy, how often the count of digits is
+right, digit accuracy (1 - edit distance / length), the median time per image; and the same
+images read by Tesseract (Debian's tesseract-ocr, `--psm 7`, digits only: the OCR a user
+would otherwise reach for), all images of a cell in one Tesseract run.
+
+    python -m bench.numbers [--model PATH] [--count 100] [--json reports/numbers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import dataset
+import model
+import predictor
+import preprocessing
+import styles
+from bench.common import ROOT, load_mnist, table
+from errors import ServiceError
+
+RENDERINGS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
+    "mnist": styles.mnist_png,
+    "paper photo": styles.paper_photo,
+    "canvas": styles.canvas_png,
+    "marker": styles.thick_marker,
+}
+LENGTHS = (2, 4, 8)
+REAL = ROOT.parent / "shared" / "realdigits-dev"
+REAL_HEIGHT = 96  # px a real digit is scaled to in a composed number
+
+
+def edit_distance(one: str, two: str) -> int:
+    previous = list(range(len(two) + 1))
+    for i, a in enumerate(one, 1):
+        current = [i]
+        for j, b in enumerate(two, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = current
+    return previous[-1]
+
+
+def scores(truths: list[str], answers: list[str]) -> tuple[float, float, float]:
+    """Whole numbers right, digit counts right, digit accuracy."""
+    whole = np.mean([t == a for t, a in zip(truths, answers, strict=True)])
+    count = np.mean([len(t) == len(a) for t, a in zip(truths, answers, strict=True)])
+    digits = np.mean(
+        [
+            max(0, len(t) - edit_distance(t, a)) / len(t)
+            for t, a in zip(truths, answers, strict=True)
+        ]
+    )
+    return float(whole), float(count), float(digits)
+
+
+def ours(reader: predictor.Reader, images: list[bytes]) -> tuple[list[str], float]:
+    answers, seconds = [], []
+    for data in images:
+        start = time.perf_counter()
+        outcome = reader.read_number(data)
+        seconds.append(time.perf_counter() - start)
+        answers.append("" if isinstance(outcome, ServiceError) else outcome.number)
+    return answers, float(np.median(seconds))
+
+
+def tesseract(images: list[bytes]) -> list[str]:
+    """Each image read by Tesseract as one line of digits; all in one run."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for index, data in enumerate(images):
+            path = Path(folder) / f"{index:05d}.png"
+            image = Image.open(io.BytesIO(data))
+            image.save(path)  # as the user has it (Tesseract reads PNG; JPEGs re-saved losslessly)
+            paths.append(str(path))
+        listing = Path(folder) / "images.txt"
+        listing.write_text("\n".join(paths) + "\n")
+        run = subprocess.run(
+            ["tesseract", str(listing), "stdout", "--psm", "7",
+             "-c", "tessedit_char_whitelist=0123456789"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    pages = run.stdout.split("\f")[: len(images)]
+    return ["".join(c for c in page if c.isdigit()) for page in pages]
+
+
+def synthetic(holdout: dataset.Digits, count: int) -> list[tuple[str, list[str], list[bytes]]]:
+    cells = []
+    for length in LENGTHS:
+        for layout in styles.LAYOUTS:
+            for name, render in RENDERINGS.items():
+                rng = np.random.default_rng([length, styles.LAYOUTS.index(layout), len(name)])
+                truths, images = [], []
+                for _ in range(count):
+                    chosen = rng.choice(len(holdout), length, replace=False)
+                    truths.append("".join(str(d) for d in holdout.labels[chosen]))
+                    ink = styles.number(list(holdout.images[chosen]), rng, layout)
+                    images.append(render(ink, rng))
+                cells.append((f"{length} {layout}, {name}", truths, images))
+    return cells
+
+
+def real_numbers(count: int, length: int = 4) -> tuple[list[str], list[bytes]]:
+    """Numbers set from the ink of real uploads, side by side on one white page."""
+    with (REAL / "labels.csv").open() as labels:
+        entries = list(csv.DictReader(labels))
+    inks: list[tuple[int, np.ndarray]] = []
+    for entry in entries:
+        image = preprocessing.decode((REAL / entry["file"]).read_bytes(), 50_000_000)
+        try:
+            inks.append((int(entry["label"]), preprocessing.digit_ink(image)))
+        except ServiceError:
+            continue
+    rng = np.random.default_rng(2026)
+    truths, images = [], []
+    for _ in range(count):
+        chosen = rng.choice(len(inks), length, replace=False)
+        pieces = []
+        for index in chosen:
+            ink = inks[index][1]
+            width = max(1, round(ink.shape[1] * REAL_HEIGHT / ink.shape[0]))
+            pieces.append(np.asarray(Image.fromarray(ink, "F").resize((width, REAL_HEIGHT))))
+        gaps = rng.integers(12, 40, size=length + 1)
+        page = np.zeros((REAL_HEIGHT + 60, sum(p.shape[1] for p in pieces) + gaps.sum()))
+        left = gaps[0]
+        for piece, gap in zip(pieces, gaps[1:], strict=True):
+            top = 30 + int(rng.integers(-6, 7))
+            page[top : top + REAL_HEIGHT, left : left + piece.shape[1]] = piece
+            left += piece.shape[1] + gap
+        buffer = io.BytesIO()
+        paper = np.clip(250 - 220 * np.clip(page, 0, 1), 0, 255).astype(np.uint8)
+        Image.fromarray(paper).save(buffer, format="PNG")
+        truths.append("".join(str(inks[i][0]) for i in chosen))
+        images.append(buffer.getvalue())
+    return truths, images
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--count", type=int, default=100, help="numbers per cell")
+    parser.add_argument("--json", type=Path, default=ROOT / "reports" / "numbers.json")
+    args = parser.parse_args()
+    mnist = load_mnist()
+    served = model.load(args.model) if args.model else model.train(mnist, progress=print)
+    reader = predictor.Reader(served, 50_000_000)
+    holdout = dataset.split(mnist)[1]
+    cells = synthetic(holdout, args.count)
+    if REAL.is_dir():
+        cells.append(("4 real digits, apart", *real_numbers(args.count)))
+    baseline = shutil.which("tesseract") is not None
+    print(f"model {served.info.version}; {args.count} numbers per row; "
+          f"Tesseract: {'yes' if baseline else 'not installed'}\n")  # fmt: skip
+    rows, results = [], {}
+    for name, truths, images in cells:
+        answers, seconds = ours(reader, images)
+        whole, count, digits = scores(truths, answers)
+        row: list[object] = [name, f"{whole:.1%}", f"{count:.1%}", f"{digits:.1%}",
+                             f"{seconds * 1000:.1f}"]  # fmt: skip
+        result = {"whole": whole, "count": count, "digits": digits, "median_ms": seconds * 1000}
+        if baseline:
+            theirs = scores(truths, tesseract(images))
+            row += [f"{theirs[0]:.1%}", f"{theirs[2]:.1%}"]
+            result["tesseract"] = dict(zip(("whole", "count", "digits"), theirs, strict=True))
+        rows.append(row)
+        results[name] = result
+        print(rows[-1], flush=True)
+    header = ["numbers", "whole right", "count right", "digits right", "median ms"]
+    if baseline:
+        header += ["Tesseract whole", "Tesseract digits"]
+    print()
+    print(table(header, rows))
+    args.json.parent.mkdir(exist_ok=True)
+    args.json.write_text(json.dumps({"model": served.info.version, "cells": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
