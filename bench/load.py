@@ -7,7 +7,8 @@ the bare app included:
 1. a bare app (`bench/bare_app.py`, `POST /upload`: read a multipart upload, answer a
    constant) and the service are started side by side; `wrk` (one thread, a Lua script posting
    the multipart body `curl -F` would) drives the bare endpoint, `POST /predict/mnist` and
-   `POST /api/predict/` (a real user's token; the upload and a history row stored), one at a
+   `POST /api/predict/` (a real user's token; the upload and a history row stored) and
+   `POST /predict/number` (a 4-digit number drawn on a canvas, `styles.canvas_png`), one at a
    time, at concurrency 1, 8 and 32, --duration seconds each, after a warm-up. --repeats
    interleaved rounds; each row gives medians, and its ratio is the median of the ratios of
    runs made side by side (their range in brackets);
@@ -244,6 +245,9 @@ def main() -> None:
         home = Path(tmp)
         image = home / "digit.png"
         image.write_bytes(styles.mnist_png(holdout.images[0], np.random.default_rng(0)))
+        number = home / "number.png"  # a 4-digit number drawn on a canvas
+        rng = np.random.default_rng(4)
+        number.write_bytes(styles.canvas_png(styles.number(list(holdout.images[:4]), rng), rng))
         env = {
             **os.environ,
             "MNIST_DATA_DIR": str(mnist_dir()),
@@ -273,6 +277,10 @@ def main() -> None:
                 "bare FastAPI upload": (f"{bare_url}/upload", file_upload),
                 "/predict/mnist": (f"{url}/predict/mnist", file_upload),
                 "/api/predict/": (f"{url}/api/predict/", user_upload),
+                "/predict/number (4-digit canvas)": (
+                    f"{url}/predict/number",
+                    {"UPLOAD_FILE": str(number), "UPLOAD_FIELD": "file"},
+                ),
             }
             before = history_rows(home / "data" / "digits.db")
             for target, upload in targets.values():

@@ -387,18 +387,77 @@ def test_every_control_has_a_name_for_screen_readers(page: WebDriver) -> None:
     assert unnamed == []
     # the keyboard reaches the pad, the buttons and the file chooser, in reading order
     reached = []
-    for _ in range(6):
+    for _ in range(7):
         ActionChains(page).send_keys(Keys.TAB).perform()
         active = page.switch_to.active_element
         reached.append(active.get_attribute("id") or active.text)
     assert reached == [
         "Skip to the drawing area",
         "API documentation",
+        "mode-digit",  # the radio group: one stop, its arrows choose
         "pad",
         "predict",
         "clear",
         "file",
     ]
+
+
+def draw_number(driver: WebDriver, digits: list[list[list[tuple[float, float]]]]) -> None:
+    """Draw digits side by side, each in its own equal share of the (wide) pad, its strokes
+    given in MNIST pixels (28 to the pad's height)."""
+    pad = driver.find_element(By.ID, "pad")
+    scale = pad.size["height"] / 28
+    share = pad.size["width"] / len(digits)
+    actions = ActionBuilder(driver, mouse=PointerInput(POINTERS[0], "mouse"), duration=15)
+    for index, strokes in enumerate(digits):
+        centre = (index + 0.5) * share - pad.size["width"] / 2  # from the pad's centre
+
+        def offset(point: tuple[float, float], centre: float = centre) -> tuple[int, int]:
+            row, column = point
+            return round((column + 0.5 - 14) * scale + centre), round((row + 0.5 - 14) * scale)
+
+        for stroke in strokes:
+            actions.pointer_action.move_to(pad, *offset(stroke[0])).pointer_down()
+            for point in stroke[1:]:
+                actions.pointer_action.move_to(pad, *offset(point))
+            actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def test_a_number_drawn_on_the_wide_pad_is_read_and_boxed(
+    page: WebDriver, digits: dict[int, np.ndarray], server: dict[str, Any]
+) -> None:
+    page.find_element(By.CSS_SELECTOR, "label:has(#mode-number)").click()
+    pad = page.find_element(By.ID, "pad")
+    assert (pad.get_attribute("width"), pad.get_attribute("height")) == ("840", "280")
+    assert page.find_element(By.ID, "input-title").text == "Draw or drop a number"
+    number = "3708"
+    draw_number(page, [tracing.trace(digits[int(d)]) for d in number])
+    assert read_answer(page) == number
+    shown = page.find_elements(By.CSS_SELECTOR, "#number-digits li")
+    assert [item.text.split()[0] for item in shown] == list(number)
+    assert all(item.text.endswith("% sure") for item in shown)
+    assert not page.find_element(By.ID, "seen").is_displayed()
+    # the drawing, with a box in the page's blue around each digit
+    blue = page.execute_script(
+        """
+        const canvas = document.getElementById('boxes');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let blue = 0;
+        for (let i = 0; i < data.length; i += 4)
+          if (data[i] === 31 && data[i + 1] === 95 && data[i + 2] === 209) blue++;
+        return [canvas.width, canvas.height, blue];
+        """
+    )
+    assert blue[:2] == [800, 267] and blue[2] > 4 * 100, blue
+    screenshot(page, "desktop-number")
+    # back to one digit: the square pad again
+    page.find_element(By.CSS_SELECTOR, "label:has(#mode-digit)").click()
+    assert pad.get_attribute("width") == "280"
+    draw(page, tracing.trace(digits[3]), interaction.POINTER_MOUSE)
+    assert read_answer(page) == "3"
+    assert page.find_element(By.ID, "seen").is_displayed()
+    assert not page.find_element(By.ID, "number-view").is_displayed()
 
 
 def test_keyboard_on_the_pad_reads_and_clears(

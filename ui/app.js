@@ -98,6 +98,8 @@ function show(state) {
 }
 
 function showAnswer(answer) {
+  $("#seen").hidden = false;
+  $("#number-view").hidden = $("#number-digits").hidden = true;
   const digit = String(answer.prediction ?? answer.result);
   $("#digit").textContent = digit;
   $("#confidence").textContent = `${percent(answer.confidence)} sure`;
@@ -126,6 +128,52 @@ function showAnswer(answer) {
   show("result");
 }
 
+// A number: its digits, and the upload with a box drawn around each digit found.
+async function showNumber(answer, image) {
+  $("#seen").hidden = true;
+  $("#number-view").hidden = $("#number-digits").hidden = false;
+  $("#digit").textContent = answer.number;
+  const count = answer.digits.length;
+  $("#confidence").textContent =
+    count === 1 ? `${percent(answer.confidence)} sure` : `${percent(answer.confidence)} sure of all ${count} digits`;
+  $("#number-digits").replaceChildren(
+    ...answer.digits.map((digit) => {
+      const item = document.createElement("li");
+      const shown = document.createElement("b");
+      shown.textContent = digit.digit;
+      item.append(shown, ` ${percent(digit.confidence)} sure`);
+      return item;
+    }),
+  );
+  const canvas = $("#boxes");
+  const picture = await createImageBitmap(image); // upright, as its EXIF orientation says
+  const scale = Math.min(1, 800 / picture.width, 320 / picture.height);
+  canvas.width = Math.max(1, Math.round(picture.width * scale));
+  canvas.height = Math.max(1, Math.round(picture.height * scale));
+  const context = canvas.getContext("2d");
+  context.fillStyle = "#fff";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.drawImage(picture, 0, 0, canvas.width, canvas.height);
+  picture.close();
+  context.lineWidth = 2;
+  context.font = "600 14px system-ui, sans-serif";
+  context.textBaseline = "bottom";
+  for (const digit of answer.digits) {
+    const { x, y, width, height } = digit.box;
+    const [left, top] = [x * scale, y * scale];
+    context.strokeStyle = "#1f5fd1";
+    context.strokeRect(left, top, width * scale, height * scale);
+    const label = `${digit.digit} ${percent(digit.confidence)}`;
+    const above = Math.max(16, top);
+    context.fillStyle = "#1f5fd1";
+    context.fillRect(left, above - 16, context.measureText(label).width + 6, 16);
+    context.fillStyle = "#fff";
+    context.fillText(label, left + 3, above - 1);
+  }
+  canvas.setAttribute("aria-label", `The image, with a box around each of the ${count} digits found`);
+  show("result");
+}
+
 function showError(message) {
   $("#error").textContent = message;
   show("error");
@@ -151,11 +199,15 @@ async function read(image, name) {
   try {
     const form = new FormData();
     const signedIn = Boolean(session.token);
-    form.append(signedIn ? "image" : "file", await image, name);
-    const url = signedIn ? "/api/predict/?include=processed" : "/predict/mnist?include=processed";
+    const number = mode === "number"; // kept in the history too when signed in
+    const blob = await image;
+    form.append(signedIn && !number ? "image" : "file", blob, name);
+    let url = signedIn ? "/api/predict/?include=processed" : "/predict/mnist?include=processed";
+    if (number) url = "/predict/number";
     const answer = await request("POST", url, { form });
     if (ticket !== reading) return;
-    showAnswer(answer);
+    if (number) await showNumber(answer, blob);
+    else showAnswer(answer);
     if (signedIn && session.token) loadHistory();
   } catch (error) {
     if (ticket === reading) showError(error.message);
@@ -183,7 +235,7 @@ function clearPad() {
   ink.fillStyle = "#fff";
   ink.fillRect(0, 0, pad.width, pad.height);
   ink.strokeStyle = ink.fillStyle = "#000";
-  ink.lineWidth = pad.width / 14;
+  ink.lineWidth = pad.height / 14;
   ink.lineCap = ink.lineJoin = "round";
   cancelAutoRead();
 }
@@ -251,6 +303,45 @@ function readPad() {
 }
 
 $("#predict").addEventListener("click", readPad);
+
+// --- what is read: one digit, or a number on a pad three times as wide ----------------------
+
+const MODES = {
+  digit: {
+    title: "Draw or drop a digit",
+    hint: "Draw one digit with a mouse, finger or pen; it is read when you pause. Or choose, drop or paste an image.",
+    button: "Read the digit",
+    label: "Drawing area for one digit. Enter reads it, Escape clears it.",
+    width: 280,
+  },
+  number: {
+    title: "Draw or drop a number",
+    hint: "Write a number, its digits side by side with a little space between them; it is read when you pause. Or choose, drop or paste an image.",
+    button: "Read the number",
+    label: "Drawing area for a number. Enter reads it, Escape clears it.",
+    width: 840,
+  },
+};
+let mode = "digit";
+
+function setMode(next) {
+  mode = next;
+  const shown = MODES[mode];
+  document.body.classList.toggle("number-mode", mode === "number");
+  $("#input-title").textContent = shown.title;
+  $("#pad-hint").textContent = shown.hint;
+  $("#predict").textContent = shown.button;
+  pad.setAttribute("aria-label", shown.label);
+  pad.width = shown.width;
+  reading += 1; // an answer still on its way belongs to the other mode
+  $("#predict").disabled = false;
+  clearPad();
+  hideUpload();
+  show("idle");
+}
+for (const radio of document.querySelectorAll('input[name="mode"]')) {
+  radio.addEventListener("change", () => radio.checked && setMode(radio.value));
+}
 $("#clear").addEventListener("click", () => {
   clearPad();
   show("idle");
@@ -414,15 +505,16 @@ async function thumbnail(img, url) {
 function entry(item) {
   const node = $("#history-item").content.firstElementChild.cloneNode(true);
   const when = new Date(item.created_at);
-  const label = `${item.result}, ${percent(item.confidence)} sure`;
+  const read = item.kind === "number" ? item.number : item.result;
+  const label = `${read}, ${percent(item.confidence)} sure`;
   node.dataset.id = item.id;
-  node.querySelector(".entry-digit").textContent = item.result;
+  node.querySelector(".entry-digit").textContent = read;
   node.querySelector(".entry-confidence").textContent = `${percent(item.confidence)} sure`;
   const time = node.querySelector("time");
   time.dateTime = item.created_at;
   time.textContent = timeFormat.format(when);
   const img = node.querySelector(".thumb");
-  img.alt = `Your image, read as ${item.result}`;
+  img.alt = `Your image, read as ${read}`;
   thumbnail(img, item.image);
   const button = node.querySelector(".delete");
   button.setAttribute("aria-label", `Delete ${label}, ${timeFormat.format(when)}`);
