@@ -42,13 +42,14 @@ from sklearn.pipeline import Pipeline
 import dataset
 import handwriting
 import reports
+import segmentation
 from config import Settings
 from errors import DatasetError
 from features import Deskew, GradientHistograms, Loops, RBFKernel, SideBySide
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the cache layout changes; older files are then retrained
+FORMAT = 2  # bump when the cache layout changes; older files are then retrained
 SEED = 0
 CHUNK = 4096  # digits per chunk when computing training features
 DIGITS = np.arange(10)
@@ -82,6 +83,9 @@ RUN_FIELDS = ("trained_at", "training_seconds")
 class DigitModel:
     pipeline: Pipeline
     info: ModelInfo
+    # a second head on the same features: is this one whole digit (not a fragment of one,
+    # not two run together)? What /predict/number's segmentation chooses its cuts by.
+    whole: SGDClassifier | None = None
     _weights: np.ndarray = field(init=False, repr=False, compare=False)
     _bias: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -100,13 +104,28 @@ class DigitModel:
         normalised to sum to 1), computed without scikit-learn's per-call input validation,
         which would cost more than the arithmetic for one image.
         """
+        return self._probabilities(self._features(digits))
+
+    def _features(self, digits: np.ndarray) -> np.ndarray:
         features = np.asarray(digits, dtype=np.float32).reshape(len(digits), -1)
         for _, step in self.pipeline.steps[:-1]:
             features = step.transform(features)
+        return features
+
+    def _probabilities(self, features: np.ndarray) -> np.ndarray:
         scores = features @ self._weights + self._bias
         probabilities = expit(scores)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         return probabilities
+
+    def read_pieces(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities (n, 10) and, with a `whole` head, the probability (n,) that each
+        is one whole digit; the features computed once for both."""
+        features = self._features(digits)
+        if self.whole is None:
+            return self._probabilities(features), None
+        scores = features @ self.whole.coef_[0].astype(np.float32) + self.whole.intercept_[0]
+        return self._probabilities(features), expit(scores)
 
 
 def build_pipeline() -> Pipeline:
@@ -226,6 +245,7 @@ def train(
     progress(f"training on {len(training):,} digits from {mnist.source} ...")
     inputs, labels = training_inputs(training)
     pipeline = fold_kernel_map(fit_in_chunks(build_pipeline(), inputs, labels))
+    whole = train_whole(pipeline, training)
     progress(
         f"fitted in {time.perf_counter() - start:.1f} s; scoring {len(holdout):,} held-out digits"
     )
@@ -242,7 +262,18 @@ def train(
         training_seconds=round(elapsed, 2),
     )
     progress(f"held-out accuracy {accuracy:.2%}; model {info.version} ({elapsed:.1f} s)")
-    return DigitModel(pipeline, info)
+    return DigitModel(pipeline, info, whole)
+
+
+def train_whole(pipeline: Pipeline, training: dataset.Digits) -> SGDClassifier:
+    """The `whole` head: on the fitted pipeline's features, one whole digit or not, learnt from
+    the training digits framed whole, as fragments and run together (segmentation)."""
+    pieces, whole = segmentation.training_pieces(training.images, np.random.default_rng(SEED))
+    features = pieces.reshape(len(pieces), -1)
+    for _, step in pipeline.steps[:-1]:
+        features = step.transform(features)
+    head = SGDClassifier(loss="log_loss", alpha=1e-5, average=True, random_state=SEED)
+    return head.fit(features, whole)
 
 
 def run_note_path(path: Path) -> Path:
@@ -268,7 +299,7 @@ def save(model: DigitModel, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     info = asdict(model.info)
     run = {"version": model.info.version, **{name: info.pop(name) for name in RUN_FIELDS}}
-    payload = {"format": FORMAT, "info": info, "pipeline": model.pipeline}
+    payload = {"format": FORMAT, "info": info, "pipeline": model.pipeline, "whole": model.whole}
     _write_atomically(path, lambda stream: joblib.dump(payload, stream))
     note = json.dumps(run, indent=1).encode()
 
@@ -314,7 +345,10 @@ def load(path: Path) -> DigitModel:
         getattr(pipeline, "classes_", []), DIGITS
     ):
         raise UnusableCache(f"{path} does not hold a fitted digit classifier")
-    return DigitModel(pipeline, info)
+    whole = payload.get("whole")
+    if not isinstance(whole, SGDClassifier):
+        raise UnusableCache(f"{path} does not hold the whole-digit head")
+    return DigitModel(pipeline, info, whole)
 
 
 def load_or_train(

@@ -3,18 +3,23 @@
 The ink is told from the paper exactly as for one digit (preprocessing.ink_map), at a larger
 working size, since a number is wider than a digit. Then:
 
-1. `_line`: the separate marks of ink. Specks and ruled lines are no digits, nor is lettering
-   digits. The line is grown from the heaviest mark by the marks beside it (near enough, at
-   about its height: a baseline may drift); marks off the line are clutter.
+1. `_line`: the separate marks of ink. Specks, filled blobs and ruled lines are no digits.
+   Lines are grown from the heaviest marks by the marks beside them (near enough, at about
+   their height: a baseline may drift); the line with the most ink is the number, and marks
+   off it are clutter (a badge in a corner, a label).
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
-   detached bar of a 5, a 4 or a 7 drawn in two strokes).
-3. `_splits`: a group wider than one digit can be is touching digits. It is cut into k parts
-   at the columns of least ink near even spacing, for the few k its width allows, and the
-   classifier chooses: the k whose parts it is surest of (geometric mean of confidences).
+   detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
+   line's digits beside one; neighbours with hardly any paper between them are read together.
+3. `_parts`, `_best_path`: a group wider than one digit can be may be touching digits. Its
+   parts between cut columns (the columns of least ink, and a grid) are all framed and
+   classified at once, and the group is read as the run of parts, left edge to right, that
+   is likeliest: each part's class probability, the model's probability that it is one
+   whole digit (not a fragment, not two run together: `training_pieces`), and how usual its
+   width is for its class among MNIST's digits.
 
-Each digit is then framed as MNIST's normalisation would (preprocessing.frame_digit) and
-classified; the number's confidence is the product of its digits' (each is calibrated).
-A digit's box is given in the upload's own pixels, after EXIF orientation.
+Each digit is framed as MNIST's normalisation would (preprocessing.frame_digit); the number's
+confidence is the product of its digits' (each is calibrated). A digit's box is given in the
+upload's own pixels, after EXIF orientation.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from scipy import ndimage
 
 import preprocessing
 from errors import NoDigitFound, ServiceError
-from preprocessing import BOX, NO_DIGIT, RESTROKE
+from preprocessing import NO_DIGIT
 
 SIDE = 768  # a number is read at up to this many pixels on its longer side
 SPECK_FRACTION = 0.05  # marks lighter than 5% of the heaviest are specks, never a digit alone
@@ -50,14 +55,21 @@ ASPECTS = [(0.95, 0.08), (0.5, 0.5), (1.0, 0.16), (0.85, 0.24), (0.85, 0.24),
 MIN_SPREAD = 0.15
 SPLIT_FROM = 1.0  # a group wider than this (times its height) may be touching digits
 WHOLE = 2.0  # the log odds that a group as narrow as one digit can be is one digit
+SHAPE = 1.0
+GRID = 6  # cuts are also tried every sixth of a group's height
 CUTS_PER_DIGIT = 3  # cut columns tried for each digit a group's width suggests
 THINNEST = 0.2  # no part of a split is narrower than this (times its height): a 1 is wider
 CUT_WINDOW = 0.35  # a cut lies within 35% of a part's width of where even spacing puts it
-ZOOM_HEIGHT = RESTROKE * BOX  # a line lower than this is read again at full resolution
+# Digits are read at this height (px): taller ones are reduced to it (the classifier's 20 px
+# box needs no more, and the cuts tried in touching digits cost less), lower ones in a reduced
+# frame are read again from the full image.
+DIGIT_HEIGHT = 48
+REDUCE_ABOVE = 1.5  # ...reduced when over 1.5 times that
 ZOOM_MARGIN = 0.25  # ...with this much context around it (times its height)
-REDUCED_HEIGHT = 1.5 * ZOOM_HEIGHT  # digits taller than twice that are reduced to this
 
-Classifier = Callable[[np.ndarray], np.ndarray]  # (n, 28, 28) digits -> (n, 10) probabilities
+# (n, 28, 28) digits -> (n, 10) class probabilities and, if known, (n,) the probability that
+# each is one whole digit (model.DigitModel.read_pieces)
+Classifier = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
 @dataclass(frozen=True)
@@ -104,15 +116,11 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     full_width = image.info.get("full_size", image.size)[0]
     to_upload = full_width / image.width  # a JPEG may have been decoded at a reduced scale
     ink = preprocessing.ink_map(image, SIDE)
+    frame = _frame(ink, image.size, (0, 0), to_upload)
     labels, marks = _line(ink, max_digits)
     height = _height(marks)
-    if height > 2 * ZOOM_HEIGHT:
-        ink, frame = _reduced(ink, height, image.size, (0, 0), to_upload)
-        labels, marks = _line(ink, max_digits)
-    else:
-        frame = _frame(ink, image.size, (0, 0), to_upload)
     pixels = image.width / ink.shape[1]  # decoded pixels per ink map pixel
-    if height < ZOOM_HEIGHT and pixels > 1.01:  # reduced for speed: read it again, sharper
+    if height < DIGIT_HEIGHT and pixels > 1.01:  # reduced for speed: read it again, sharper
         top, bottom, left, right = _extent(list(marks.values()))
         margin = ZOOM_MARGIN * height
         crop = (
@@ -125,22 +133,26 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
         ink = preprocessing.ink_map(region, SIDE)
         frame = _frame(ink, region.size, crop[:2], to_upload)
         labels, marks = _line(ink, max_digits)
+        height = _height(marks)
+    if height > REDUCE_ABOVE * DIGIT_HEIGHT:  # more pixels than needed: fewer, faster
+        ink, frame = _reduced(ink, height, frame)
+        labels, marks = _line(ink, max_digits)
     groups = _groups(marks)
     if len(groups) > max_digits:
         raise TooManyDigits(_too_many(max_digits))
     return _classify(ink, labels, groups, classify, frame, max_digits)
 
 
-def _reduced(
-    ink: np.ndarray, height: int, size: tuple[int, int], offset: tuple[int, int], to_upload: float
-) -> tuple[np.ndarray, _Frame]:
-    """An ink map whose digits are `height` px tall, reduced to REDUCED_HEIGHT: a digit is
-    redrawn from fewer pixels than that (the same digits, fewer pixels to label and frame)."""
-    scale = REDUCED_HEIGHT / height
+def _reduced(ink: np.ndarray, height: int, frame: _Frame) -> tuple[np.ndarray, _Frame]:
+    """An ink map whose digits are `height` px tall, reduced so they are DIGIT_HEIGHT, and how
+    its pixels map to the upload's."""
+    scale = DIGIT_HEIGHT / height
     shape = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     reduced = Image.fromarray(ink, "F").resize(shape, Image.Resampling.BOX)
-    ink = np.clip(np.asarray(reduced), 0.0, 1.0)
-    return ink, _frame(ink, size, offset, to_upload)
+    x_scale, y_scale = ink.shape[1] / shape[0], ink.shape[0] / shape[1]
+    return np.clip(np.asarray(reduced), 0.0, 1.0), _Frame(
+        frame.x, frame.y, frame.sx * x_scale, frame.sy * y_scale
+    )
 
 
 def _frame(
@@ -353,10 +365,11 @@ def _classify(
         candidates.append((values.shape[1], parts, 0.0 if group.close else WHOLE))
     if not framed:
         raise NoDigitFound(NO_DIGIT)
-    probabilities = classify(np.stack(framed))
+    probabilities, wholeness = classify(np.stack(framed))
+    line = float(np.median([group.span[1] - group.span[0] for group in groups]))
     chosen: list[tuple[int, Span]] = []
     for width, parts, whole in candidates:
-        chosen += _best_path(width, parts, probabilities, whole)
+        chosen += _best_path(width, parts, probabilities, wholeness, whole, line)
     if not chosen:
         raise NoDigitFound(NO_DIGIT)
     if len(chosen) > max_digits:
@@ -373,7 +386,9 @@ def _best_path(
     width: int,
     parts: dict[tuple[int, int], tuple[int, Span]],
     probabilities: np.ndarray,
+    wholeness: np.ndarray | None,
     whole: float,
+    line: float,
 ) -> list[tuple[int, Span]]:
     """The parts a group is read as: the run of parts from its left edge to its right whose
     digits are likeliest together: the sum of each one's log confidence and the log likelihood
@@ -388,7 +403,11 @@ def _best_path(
             continue
         row, span = parts[start, stop]
         digit = int(probabilities[row].argmax())
-        score = float(np.log(max(probabilities[row, digit], 1e-12))) + _shape(span, digit)
+        score = float(np.log(max(probabilities[row, digit], 1e-12))) + SHAPE * _shape(
+            span, digit, line
+        )
+        if wholeness is not None:
+            score += float(np.log(max(wholeness[row], 1e-12)))
         if (start, stop) == (0, width):
             score += whole
         total = best[start][0] + score
@@ -399,13 +418,14 @@ def _best_path(
     return [parts[max(parts, key=lambda p: p[1] - p[0])]]  # no path across: its largest part
 
 
-def _shape(span: Span, digit: int) -> float:
+def _shape(span: Span, digit: int, line: float) -> float:
     """How likely a digit's width for its height is among MNIST's digits of its class: the
     log of a normal density of the log aspect (ASPECTS), 0 at the class's median. A 1 may be
     as thin as the pen that drew it."""
     top, bottom, left, right = span
     median, spread = ASPECTS[digit]
-    z = np.log((right - left) / (bottom - top) / median) / max(spread, MIN_SPREAD)
+    height = max(bottom - top, line)  # a digit lower than its neighbours is written smaller
+    z = np.log((right - left) / height / median) / max(spread, MIN_SPREAD)
     if digit == 1:
         z = max(z, 0.0)
     return float(-0.5 * z * z)
@@ -441,10 +461,58 @@ def _parts(values: np.ndarray) -> list[tuple[int, int]]:
             cuts.append(int(column))
         if len(cuts) >= CUTS_PER_DIGIT * likely:
             break
-    edges = sorted([0, *cuts, width])
+    margin = round(THINNEST * height)  # and every GRID-th of its height between them
+    grid = range(margin, width - margin, max(2, height // GRID))
+    edges = sorted({0, *cuts, *grid, width})
     return whole + [
         (a, b)
         for i, a in enumerate(edges)
         for b in edges[i + 1 :]
         if (a, b) != (0, width) and THINNEST * height <= b - a <= WIDEST * height
     ]
+
+
+# --- what "one whole digit" looks like, for the model to learn (model.train) -------------------
+
+
+def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 digits framed as `_classify` frames the parts it tries, each labelled 1 when it
+    is one whole digit and 0 when it is not: for every MNIST digit of `images`, the digit
+    itself; a fragment of it (its columns left or right of a cut at 30-70% of its width); it
+    run into another digit (their boxes overlapping by 1-4 px), framed as one; and it with a
+    slice of that neighbour (a cut 20-45% into it). Fragments of one digit and two touching
+    digits look like digits to the classifier; told apart, they let a split be chosen right."""
+    framed: list[np.ndarray] = []
+    whole: list[int] = []
+
+    def add(ink: np.ndarray, label: int) -> None:
+        try:
+            framed.append(preprocessing.frame_digit(np.pad(ink.astype(np.float32) / 255, 14)))
+        except NoDigitFound:
+            return
+        whole.append(label)
+
+    for index, digit in enumerate(images):
+        cols = np.flatnonzero(digit.any(axis=0))
+        one = digit[:, cols[0] : cols[-1] + 1]
+        other = images[rng.integers(len(images))]
+        other_cols = np.flatnonzero(other.any(axis=0))
+        two = other[:, other_cols[0] : other_cols[-1] + 1]
+        kind = index % 4
+        if kind == 0:
+            add(one, 1)
+        elif kind == 1:
+            cut = max(1, round(one.shape[1] * rng.uniform(0.3, 0.7)))
+            add(one[:, :cut] if rng.random() < 0.5 else one[:, cut:], 0)
+        else:
+            overlap = int(rng.integers(1, 5))
+            pair = np.zeros((28, one.shape[1] + two.shape[1] - overlap), dtype=np.uint8)
+            pair[:, : one.shape[1]] = one
+            right = pair[:, one.shape[1] - overlap :]
+            np.maximum(right, two, out=right)
+            if kind == 2:
+                add(pair, 0)
+            else:
+                cut = one.shape[1] - overlap + round(two.shape[1] * rng.uniform(0.2, 0.45))
+                add(pair[:, :cut], 0)
+    return np.stack(framed), np.array(whole)

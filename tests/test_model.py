@@ -17,6 +17,7 @@ from PIL import Image
 
 import dataset
 import model
+import segmentation
 from config import Settings
 from conftest import ROOT, SAMPLE_DIR, make_settings
 
@@ -108,6 +109,24 @@ def test_save_and_load_round_trip(
     assert loaded.info == trained.info
     digits = holdout.images[:20] / np.float32(255)
     assert np.array_equal(loaded.probabilities(digits), trained.probabilities(digits))
+    loaded_whole, trained_whole = loaded.read_pieces(digits)[1], trained.read_pieces(digits)[1]
+    assert loaded_whole is not None and trained_whole is not None
+    assert np.array_equal(loaded_whole, trained_whole)
+
+
+def test_the_whole_digit_head_tells_digits_from_fragments_and_pairs(
+    trained: model.DigitModel, holdout: dataset.Digits
+) -> None:
+    """On held-out digits, framed whole, as fragments and run together (never trained on):
+    well above chance (a balanced accuracy of 0.5), even for the small test model."""
+    pieces, whole = segmentation.training_pieces(holdout.images, np.random.default_rng(1))
+    assert 0.2 < whole.mean() < 0.3  # a quarter are whole digits
+    probabilities, wholeness = trained.read_pieces(pieces)
+    assert wholeness is not None and wholeness.shape == (len(pieces),)
+    assert np.array_equal(probabilities, trained.probabilities(pieces))
+    said_whole = wholeness > 0.5
+    balanced = (said_whole[whole == 1].mean() + (~said_whole[whole == 0]).mean()) / 2
+    assert balanced > 0.65, balanced
 
 
 def test_missing_cache(tmp_path: Path) -> None:
@@ -134,15 +153,20 @@ def damage(path: Path, how: str, trained: model.DigitModel) -> None:
         payload = joblib.load(path)
         payload["pipeline"] = model.build_pipeline()
         joblib.dump(payload, path)
+    elif how == "no whole-digit head":
+        payload = joblib.load(path)
+        del payload["whole"]
+        joblib.dump(payload, path)
 
 
 DAMAGES = [
     ("truncated", "cannot be read"),
     ("garbage", "cannot be read"),
-    ("other format", "is not a model cache of format 1"),
+    ("other format", f"is not a model cache of format {model.FORMAT}"),
     ("other scikit-learn", f"written by scikit-learn 0.24.2; this is {sklearn.__version__}"),
     ("bad metadata", "has malformed metadata"),
     ("unfitted", "does not hold a fitted digit classifier"),
+    ("no whole-digit head", "does not hold the whole-digit head"),
 ]
 
 
