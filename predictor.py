@@ -201,7 +201,7 @@ class Reader:
             inference.upload_guard,
             segmentation.read,
             image,
-            self.model.probabilities,
+            self.model.read_pieces,
             self.max_number_digits,
         )
         if isinstance(reading, ServiceError):
