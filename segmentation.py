@@ -57,7 +57,9 @@ SPLIT_FROM = 1.0  # a group wider than this (times its height) may be touching d
 WHOLE = 2.0  # the log odds that a group as narrow as one digit can be is one digit
 SHAPE = 1.0
 GRID = 6  # cuts are also tried every sixth of a group's height
-CUTS_PER_DIGIT = 3  # cut columns tried for each digit a group's width suggests
+CUTS_PER_DIGIT = 3  # cut columns tried for each digit a group's width suggests...
+MAX_CUTS = 24  # ...and on the grid, at most this many of each in one group (what bounds the
+# cost of a long run of touching digits: the parts between cuts are framed and classified)
 THINNEST = 0.2  # no part of a split is narrower than this (times its height): a 1 is wider
 CUT_WINDOW = 0.35  # a cut lies within 35% of a part's width of where even spacing puts it
 # Digits are read at this height (px): taller ones are reduced to it (the classifier's 20 px
@@ -459,10 +461,10 @@ def _parts(values: np.ndarray) -> list[tuple[int, int]]:
     for column in minima[np.argsort(profile[minima], kind="stable")]:
         if all(abs(column - other) > THINNEST * height / 2 for other in cuts):
             cuts.append(int(column))
-        if len(cuts) >= CUTS_PER_DIGIT * likely:
+        if len(cuts) >= min(CUTS_PER_DIGIT * likely, MAX_CUTS):
             break
     margin = round(THINNEST * height)  # and every GRID-th of its height between them
-    grid = range(margin, width - margin, max(2, height // GRID))
+    grid = range(margin, width - margin, max(2, height // GRID, width // MAX_CUTS))
     edges = sorted({0, *cuts, *grid, width})
     return whole + [
         (a, b)
