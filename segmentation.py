@@ -55,13 +55,11 @@ ASPECTS = [(0.95, 0.08), (0.5, 0.5), (1.0, 0.16), (0.85, 0.24), (0.85, 0.24),
 MIN_SPREAD = 0.15
 SPLIT_FROM = 1.0  # a group wider than this (times its height) may be touching digits
 WHOLE = 2.0  # the log odds that a group as narrow as one digit can be is one digit
-SHAPE = 1.0
 GRID = 6  # cuts are also tried every sixth of a group's height
 CUTS_PER_DIGIT = 3  # cut columns tried for each digit a group's width suggests...
 MAX_CUTS = 24  # ...and on the grid, at most this many of each in one group (what bounds the
 # cost of a long run of touching digits: the parts between cuts are framed and classified)
 THINNEST = 0.2  # no part of a split is narrower than this (times its height): a 1 is wider
-CUT_WINDOW = 0.35  # a cut lies within 35% of a part's width of where even spacing puts it
 # Digits are read at this height (px): taller ones are reduced to it (the classifier's 20 px
 # box needs no more, and the cuts tried in touching digits cost less), lower ones in a reduced
 # frame are read again from the full image.
@@ -405,9 +403,7 @@ def _best_path(
             continue
         row, span = parts[start, stop]
         digit = int(probabilities[row].argmax())
-        score = float(np.log(max(probabilities[row, digit], 1e-12))) + SHAPE * _shape(
-            span, digit, line
-        )
+        score = float(np.log(max(probabilities[row, digit], 1e-12))) + _shape(span, digit, line)
         if wholeness is not None:
             score += float(np.log(max(wholeness[row], 1e-12)))
         if (start, stop) == (0, width):

@@ -178,22 +178,7 @@ def visible(driver: WebDriver, element_id: str) -> WebElement:
 
 def draw(driver: WebDriver, strokes: list[list[tuple[float, float]]], pointer: str) -> None:
     """Draw strokes given in MNIST pixels (28 to the pad's side) with one pointer."""
-    pad = driver.find_element(By.ID, "pad")
-    scale = pad.size["width"] / 28
-    device = PointerInput(pointer, pointer)
-    actions = ActionBuilder(driver, mouse=device, duration=15)
-
-    def offset(point: tuple[float, float]) -> tuple[int, int]:
-        # Selenium's offsets are from the element's centre
-        row, column = point
-        return round((column + 0.5 - 14) * scale), round((row + 0.5 - 14) * scale)
-
-    for stroke in strokes:
-        actions.pointer_action.move_to(pad, *offset(stroke[0])).pointer_down()
-        for point in stroke[1:]:
-            actions.pointer_action.move_to(pad, *offset(point))
-        actions.pointer_action.pointer_up()
-    actions.perform()
+    draw_number(driver, [strokes], pointer)
 
 
 def read_answer(driver: WebDriver) -> str:
@@ -402,15 +387,20 @@ def test_every_control_has_a_name_for_screen_readers(page: WebDriver) -> None:
     ]
 
 
-def draw_number(driver: WebDriver, digits: list[list[list[tuple[float, float]]]]) -> None:
-    """Draw digits side by side, each in its own equal share of the (wide) pad, its strokes
-    given in MNIST pixels (28 to the pad's height)."""
+def draw_number(
+    driver: WebDriver,
+    digits: list[list[list[tuple[float, float]]]],
+    pointer: str = interaction.POINTER_MOUSE,
+) -> None:
+    """Draw digits side by side with one pointer, each in its own equal share of the pad, its
+    strokes given in MNIST pixels (28 to the pad's height)."""
     pad = driver.find_element(By.ID, "pad")
     scale = pad.size["height"] / 28
     share = pad.size["width"] / len(digits)
-    actions = ActionBuilder(driver, mouse=PointerInput(POINTERS[0], "mouse"), duration=15)
+    actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer), duration=15)
     for index, strokes in enumerate(digits):
-        centre = (index + 0.5) * share - pad.size["width"] / 2  # from the pad's centre
+        centre = (index + 0.5) * share - pad.size["width"] / 2  # Selenium's offsets: from the
+        # element's centre
 
         def offset(point: tuple[float, float], centre: float = centre) -> tuple[int, int]:
             row, column = point
