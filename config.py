@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -57,6 +60,13 @@ class Settings(BaseSettings):
         default=True,
         description="Classify in a prediction process beside the server (see inference.py); "
         "false: in the server's thread pool, with no bound on an upload's memory or time.",
+    )
+    prediction_processes: int | None = Field(
+        default=None,
+        gt=0,
+        le=256,
+        description="Prediction processes per server process. Unset: the CPU cores the process "
+        "may use (its CPU affinity, and its cgroup's CPU quota in a container).",
     )
     prediction_timeout: float = Field(
         default=10.0,
@@ -145,6 +155,11 @@ class Settings(BaseSettings):
         return tuple(url if url.endswith("/") else url + "/" for url in value)
 
     @cached_property
+    def pool_size(self) -> int:
+        """The prediction processes each server process runs."""
+        return self.prediction_processes or usable_cores()
+
+    @cached_property
     def download_dir(self) -> Path:
         """Where downloaded MNIST files are cached."""
         return self.data_dir / "mnist"
@@ -153,3 +168,17 @@ class Settings(BaseSettings):
     def database(self) -> str:
         """The database URL in force: DATABASE_URL, else a SQLite file in the data folder."""
         return self.database_url or f"sqlite:///{self.data_dir / 'digits.db'}"
+
+
+CPU_QUOTA = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def usable_cores(cpu_quota: Path = CPU_QUOTA) -> int:
+    """The CPU cores this process may use: those it may run on, fewer when its cgroup's CPU
+    quota (a container's --cpus, a Kubernetes CPU limit) allows less, rounded up."""
+    cores = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cpu_quota.read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    return cores

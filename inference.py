@@ -1,10 +1,12 @@
-"""The prediction process: decoding, preprocessing and classifying, beside the web server.
+"""The prediction processes: decoding, preprocessing and classifying, beside the web server.
 
-Each server process runs one prediction process once its model is loaded. The two talk over a
-socket pair in length-prefixed pickled frames: a job goes in with its id, its outcome comes out.
-The prediction process takes every job that has arrived since it last looked and does them in
-one call of its work function, so under load many requests share one pass through the model
-(and one database transaction, for predictions kept in a history).
+Each server process runs a pool of prediction processes once its model is loaded
+(PREDICTION_PROCESSES, by default one per usable core); a job goes to the one with the fewest
+jobs in hand. The server and each process talk over a socket pair in length-prefixed pickled
+frames: a job goes in with its id, its outcome comes out. A prediction process takes every job
+that has arrived since it last looked and does them in one call of its work function, so under
+load many requests share one pass through the model (and one database transaction, for
+predictions kept in a history).
 
 Why a process and not a thread: the event loop and the model then never compete for one GIL.
 Measured on 2 cores (BENCHMARKS.md), a prediction thread beside the loop halved the loop's
@@ -56,6 +58,7 @@ MAX_JOBS = 64  # jobs per call of the work function
 READY = -1  # the job id of the prediction process's "model loaded, serving" frame
 ALIVE = -2  # ...and of its "still working" frame, sent at most every HEARTBEAT seconds
 HEARTBEAT = 1.0
+RESTARTING = "The prediction process is restarting; try again in a moment."
 
 Work = Callable[[list[Any]], list[Any]]  # jobs in, one outcome per job out, in order
 
@@ -294,6 +297,11 @@ class PredictionProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def load(self) -> int:
+        """Jobs handed to the process and not yet answered."""
+        return len(self._pending)
+
     async def start(self, wait: float = 30.0) -> None:
         """Start the prediction process (the model travels with it) and wait until it serves."""
         ours, theirs = socket.socketpair()
@@ -321,7 +329,7 @@ class PredictionProcess:
     async def run(self, job: Any) -> Any:
         """The job's outcome, or the exception the work function raised for it."""
         if not self.running:
-            raise ProcessStopped("The prediction process is restarting; try again in a moment.")
+            raise ProcessStopped(RESTARTING)
         assert self._writer is not None
         job_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -419,3 +427,76 @@ class PredictionProcess:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+RESTART_DELAY = 0.1  # seconds before a dead prediction process is replaced...
+MAX_RESTART_DELAY = 5.0  # ...doubling up to this while new ones keep dying young
+
+
+class PredictionPool:
+    """`size` prediction processes doing the same work. A job goes to the running process with
+    the fewest jobs in hand, and each process batches what reaches it, so under load every
+    process works in passes of many jobs. A process that dies is replaced on its own, at once
+    or after a growing pause while its replacements keep dying young (a crash loop); the others
+    serve meanwhile, and only the jobs in the dead one's hands fail."""
+
+    def __init__(self, work: Work, limits: Limits, timeout: float, size: int) -> None:
+        self._work = work
+        self._limits = limits
+        self._timeout = timeout
+        self._slots: list[PredictionProcess | None] = [None] * size
+        self._delays = [RESTART_DELAY] * size
+        self._started = [0.0] * size  # when each slot's newest process was started
+        self._stopping = False
+
+    @property
+    def size(self) -> int:
+        return len(self._slots)
+
+    @property
+    def running(self) -> bool:
+        """Whether any process serves."""
+        return any(process.running for process in self._slots if process is not None)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._slots if p is not None and p.running and p.pid is not None]
+
+    async def start(self) -> None:
+        """Start every process, side by side, and wait until each serves or failed to."""
+        await asyncio.gather(*(self._start(slot) for slot in range(self.size)))
+
+    async def _start(self, slot: int) -> None:
+        if self._stopping:
+            return
+        process = PredictionProcess(
+            self._work, self._limits, self._timeout, on_exit=lambda: self._exited(slot)
+        )
+        self._slots[slot] = process
+        self._started[slot] = time.monotonic()
+        try:
+            await process.start()
+        except Exception:
+            log.exception("prediction process %d of %d did not start", slot + 1, self.size)
+
+    def _exited(self, slot: int) -> None:
+        if self._stopping:
+            return
+        lived = time.monotonic() - self._started[slot]
+        delay = RESTART_DELAY if lived > 1 else min(MAX_RESTART_DELAY, 2 * self._delays[slot])
+        self._delays[slot] = delay
+        log.info("starting a new prediction process in %.1f s", delay)
+        asyncio.get_running_loop().call_later(
+            delay, lambda: asyncio.ensure_future(self._start(slot))
+        )
+
+    async def run(self, job: Any) -> Any:
+        """The job's outcome, from the least busy process (see PredictionProcess.run)."""
+        running = [p for p in self._slots if p is not None and p.running]
+        if not running:
+            raise ProcessStopped(RESTARTING)
+        return await min(running, key=lambda process: process.load).run(job)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await asyncio.gather(*(p.stop() for p in self._slots if p is not None))

@@ -25,12 +25,10 @@ import preprocessing
 import segmentation
 from config import Settings
 from errors import ModelNotReady, ServiceError
-from inference import Limits, PredictionProcess, ProcessStopped
+from inference import Limits, PredictionPool
 
 log = logging.getLogger(__name__)
 
-RESTART_DELAY = 0.1  # seconds before a dead prediction process is replaced...
-MAX_RESTART_DELAY = 5.0  # ...doubling up to this while new ones keep dying young
 STARTING = "The prediction process is starting; try again in a moment."
 
 
@@ -244,10 +242,8 @@ class Predictor:
         self._reader: Reader | None = None  # the served model, with how uploads are read
         self._thread: threading.Thread | None = None
         self.failure: str | None = None
-        self._process: PredictionProcess | None = None
+        self._pool: PredictionPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._restart_delay = RESTART_DELAY
-        self._process_started = 0.0  # when the newest prediction process was started
 
     def start(self) -> None:
         """Serve the cached model if it is usable; else get MNIST now and train in the background.
@@ -280,14 +276,14 @@ class Predictor:
             trained, _ = model.load_or_train(self.settings, mnist_loader=lambda: mnist)
             self._use(trained)
             metrics.model_loaded(trained.info.version, time.perf_counter() - started)
-            if self._loop is not None:  # serving already: the prediction process can start now
-                asyncio.run_coroutine_threadsafe(self._start_process(), self._loop)
+            if self._loop is not None:  # serving already: the prediction pool can start now
+                asyncio.run_coroutine_threadsafe(self._start_pool(), self._loop)
         except Exception as exc:  # reported by /ready; the process keeps answering /health
             log.exception("training failed")
             self.failure = f"{type(exc).__name__}: {exc}"
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the model is loaded and, with a prediction process, that process serves,
+        """Block until the model is loaded and, with prediction processes, one of them serves,
         or until training failed (tests use it). True when ready."""
         deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
         if self._thread is not None:
@@ -312,54 +308,40 @@ class Predictor:
             self.model  # noqa: B018
         except ModelNotReady as exc:
             return exc.detail
-        if self.settings.prediction_process and not (self._process and self._process.running):
+        if self.settings.prediction_process and not (self._pool and self._pool.running):
             return STARTING
         return None
 
+    @property
+    def pool(self) -> PredictionPool | None:
+        """The prediction processes, once started."""
+        return self._pool
+
     async def serve(self) -> None:
-        """Start the prediction process once the model is loaded: now, or when training ends."""
+        """Start the prediction processes once the model is loaded: now, or when training ends."""
         if not self.settings.prediction_process:
             return
         self._loop = asyncio.get_running_loop()
         if self._reader is not None:
-            await self._start_process()
+            await self._start_pool()
 
-    async def _start_process(self) -> None:
+    async def _start_pool(self) -> None:
         if self._loop is None:  # stopped meanwhile
             return
         assert self._reader is not None
         settings = self.settings
-        process = PredictionProcess(
+        self._pool = PredictionPool(
             self._reader,
             Limits(seconds=settings.max_upload_seconds, memory=settings.max_upload_memory),
             timeout=settings.prediction_timeout,
-            on_exit=self._process_exited,
+            size=settings.pool_size,
         )
-        self._process = process
-        self._process_started = time.monotonic()
-        try:
-            await process.start()
-        except Exception:
-            log.exception("the prediction process did not start")
-
-    def _process_exited(self) -> None:
-        """The prediction process died (killed, out of memory, hung): start a new one at once,
-        or after a growing pause while new ones keep dying as they start (a crash loop)."""
-        if self._loop is None:
-            return
-        lived = time.monotonic() - self._process_started
-        self._restart_delay = (
-            RESTART_DELAY if lived > 1 else min(MAX_RESTART_DELAY, 2 * self._restart_delay)
-        )
-        log.info("starting a new prediction process in %.1f s", self._restart_delay)
-        self._loop.call_later(
-            self._restart_delay, lambda: asyncio.ensure_future(self._start_process())
-        )
+        await self._pool.start()
 
     async def stop(self) -> None:
-        process, self._process, self._loop = self._process, None, None
-        if process is not None:
-            await process.stop()
+        pool, self._pool, self._loop = self._pool, None, None
+        if pool is not None:
+            await pool.stop()
 
     async def read(self, data: bytes) -> Result:
         """Classify one upload, off the event loop: in the prediction process, together with
@@ -402,10 +384,10 @@ class Predictor:
         if self.settings.prediction_process:
             # Never done anywhere else when the process is away: an upload that killed it
             # would kill the server next.
-            if self._process is None:
-                raise ProcessStopped(STARTING)
+            if self._pool is None:
+                raise inference.ProcessStopped(STARTING)
             try:
-                return await self._process.run(job)
+                return await self._pool.run(job)
             finally:
                 if _size(job) > inference.TRIM_AFTER:  # the server held large uploads too
                     await run_in_threadpool(inference.trim)

@@ -3,9 +3,9 @@ disk, read-only folders. A real uvicorn (the image's options) and SQLite file on
 
     python -m bench.faults [--kills 5] [--json reports/faults.json]
 
-1. Under POST /api/predict/ load from 8 clients, kill -9 the prediction process 5 times:
-   every request succeeds or fails within 5 s with a clear 503; /ready and predictions are
-   back within 3 s each time; every 201 has exactly one history row.
+1. Under POST /api/predict/ load from 8 clients, kill -9 a prediction process (one of the
+   server's pool) 5 times: every request succeeds or fails within 5 s with a clear 503; /ready
+   is 200 and the pool full again within 3 s each time; every 201 has exactly one history row.
 2. Kill -9 the server under the same load, start it again: every acknowledged (201)
    prediction is in the history.
 3. (root: tmpfs mounts) A full disk under the database: 507s that say so, /ready 503, and
@@ -88,14 +88,21 @@ def ready(base: str, process: Any, wait: float) -> float:
         time.sleep(0.01)
 
 
-def prediction_process(server_pid: int) -> int:
-    """The pid of the prediction process: a child of the fork server the server started."""
+def prediction_processes(server_pid: int) -> list[int]:
+    """The pids of the prediction processes: the children of the fork server the server
+    started."""
     for child in children(server_pid):
         if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
-            grandchildren = children(child)
-            if grandchildren:
-                return grandchildren[0]
-    raise RuntimeError("no prediction process")
+            return children(child)
+    return []
+
+
+def prediction_process(server_pid: int) -> int:
+    """The pid of one prediction process, the one to kill."""
+    found = prediction_processes(server_pid)
+    if not found:
+        raise RuntimeError("no prediction process")
+    return found[0]
 
 
 def account(base: str, name: str) -> str:
@@ -164,9 +171,10 @@ def kills_under_load(
         with Load(base, token, digit) as load:
             for _ in range(kills):
                 time.sleep(1.5)
+                size = len(prediction_processes(process.pid))
                 victim = prediction_process(process.pid)
                 os.kill(victim, signal.SIGKILL)
-                recoveries.append(ready_again(base, process, victim))
+                recoveries.append(ready_again(base, process, victim, size))
             time.sleep(1.0)
         outcomes = load.outcomes
         kept = rows(folder / "digits.db")
@@ -192,13 +200,15 @@ def kills_under_load(
     }  # fmt: skip
 
 
-def ready_again(base: str, process: Any, victim: int) -> float:
-    """Seconds from a kill until /ready is 200 with a new prediction process serving."""
+def ready_again(base: str, process: Any, victim: int, size: int) -> float:
+    """Seconds from a kill until /ready is 200 with the pool full again (`size` prediction
+    processes), a new one in the victim's place."""
     started = time.monotonic()
     while True:
         try:
             answer = httpx.get(base + "/ready", timeout=2)
-            if answer.status_code == 200 and prediction_process(process.pid) != victim:
+            pool = prediction_processes(process.pid)
+            if answer.status_code == 200 and victim not in pool and len(pool) == size:
                 return time.monotonic() - started
         except (httpx.TransportError, RuntimeError, FileNotFoundError):
             pass

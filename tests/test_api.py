@@ -222,7 +222,7 @@ def test_answers_health_while_training(tmp_path: Path, holdout: dataset.Digits) 
             # the prediction process starts once training is over, and takes over
             predictor = client.app.state.predictor  # type: ignore[attr-defined]
             deadline = time.monotonic() + 10
-            while not (predictor._process and predictor._process.running):
+            while not (predictor.pool and predictor.pool.running):
                 assert time.monotonic() < deadline, "no prediction process after training"
                 time.sleep(0.05)
             assert post_file(client, png(holdout.images[1])).json()["prediction"] == "3"

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import dataset
 import model
-from bench.faults import ALLOWED_503, Load, account, prediction_process, ready_again, rows, server
+from bench.faults import (
+    ALLOWED_503,
+    Load,
+    account,
+    prediction_process,
+    prediction_processes,
+    ready_again,
+    rows,
+    server,
+)
 from conftest import png
 
 
@@ -27,9 +36,10 @@ def test_killing_the_prediction_process_under_load_fails_clearly_and_loses_nothi
         with Load(base, token, png(holdout.images[1])) as load:
             for _ in range(3):
                 time.sleep(0.5)
+                size = len(prediction_processes(process.pid))
                 victim = prediction_process(process.pid)
                 os.kill(victim, signal.SIGKILL)
-                assert math.isfinite(ready_again(base, process, victim))
+                assert math.isfinite(ready_again(base, process, victim, size))
             time.sleep(0.5)
     statuses = [(status, outcome) for _, _, status, outcome in load.outcomes]
     created = [outcome for status, outcome in statuses if status == 201]

@@ -1,4 +1,4 @@
-"""The prediction process: framing, batching, and the server surviving its death."""
+"""The prediction processes: framing, batching, the pool, and the server surviving their death."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+import config
 import dataset
 import inference
 import styles
+from config import Settings
 from conftest import make_settings
 from errors import InvalidImage
 from main import create_app
@@ -107,13 +110,25 @@ def digit_png(holdout: dataset.Digits, index: int) -> bytes:
     return styles.mnist_png(holdout.images[index], np.random.default_rng(index))
 
 
-def test_the_server_predicts_in_its_prediction_process(
+@pytest.fixture
+def one_process(settings: Settings) -> Iterator[TestClient]:
+    """The service with a pool of one prediction process."""
+    with TestClient(create_app(settings.model_copy(update={"prediction_processes": 1}))) as client:
+        assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+        yield client
+
+
+def only_pid(client: TestClient) -> int:
+    (pid,) = client.app.state.predictor.pool.pids  # type: ignore[attr-defined]
+    return int(pid)
+
+
+def test_the_server_predicts_in_its_prediction_processes(
     client: TestClient, holdout: dataset.Digits
 ) -> None:
-    predictor = client.app.state.predictor  # type: ignore[attr-defined]
-    assert predictor._process is not None and predictor._process.running
-    child = predictor._process.pid
-    assert child != os.getpid()
+    pool = client.app.state.predictor.pool  # type: ignore[attr-defined]
+    assert pool.size == len(os.sched_getaffinity(0))  # by default, a process per usable core
+    assert len(pool.pids) == pool.size and os.getpid() not in pool.pids
     response = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
     assert response.status_code == 200
     assert response.json()["prediction"] == "3"
@@ -127,10 +142,11 @@ def test_the_server_predicts_in_its_prediction_process(
 
 
 def test_a_killed_prediction_process_is_replaced_and_nothing_is_retried_meanwhile(
-    client: TestClient, holdout: dataset.Digits
+    one_process: TestClient, holdout: dataset.Digits
 ) -> None:
+    client = one_process
     predictor = client.app.state.predictor  # type: ignore[attr-defined]
-    child = predictor._process.pid
+    child = only_pid(client)
     os.kill(child, signal.SIGKILL)
     deadline = time.monotonic() + 10
     answers = set()
@@ -142,8 +158,7 @@ def test_a_killed_prediction_process_is_replaced_and_nothing_is_retried_meanwhil
             answers.add((503, response.json()["detail"]))
         else:
             answers.add((response.status_code, response.json()["prediction"]))
-        process = predictor._process
-        if process is not None and process.running and process.pid != child:
+        if predictor.pool.pids not in ([], [child]):
             break
         time.sleep(0.01)
     else:
@@ -158,15 +173,13 @@ def test_a_killed_prediction_process_is_replaced_and_nothing_is_retried_meanwhil
     assert response.json()["prediction"] == "3"
 
 
-def test_ready_is_false_while_the_prediction_process_is_down(
-    client: TestClient, holdout: dataset.Digits
-) -> None:
+def test_ready_is_false_while_no_prediction_process_serves(one_process: TestClient) -> None:
+    client = one_process
     predictor = client.app.state.predictor  # type: ignore[attr-defined]
-    predictor._restart_delay = predictor._process_started = 0  # so the next waits 0.2 s
-    process = predictor._process
-    os.kill(process.pid, signal.SIGKILL)
+    predictor.pool._delays[0] = predictor.pool._started[0] = 0  # so the next waits 0.2 s
+    os.kill(only_pid(client), signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while process.running:
+    while predictor.pool.running:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     answer = client.get("/ready")
@@ -182,10 +195,9 @@ def test_the_fork_server_has_no_threads_to_copy(client: TestClient) -> None:
     server = multiprocessing.forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
     assert server is not None
     assert os.listdir(f"/proc/{server}/task") == [str(server)]  # one thread: its main thread
-    predictor = client.app.state.predictor  # type: ignore[attr-defined]
-    assert os.getppid() != predictor._process.pid
-    status = Path(f"/proc/{predictor._process.pid}/status").read_text()
-    assert f"PPid:\t{server}\n" in status  # forked by the fork server, not by this process
+    for pid in client.app.state.predictor.pool.pids:  # type: ignore[attr-defined]
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert f"PPid:\t{server}\n" in status  # forked by the fork server, not by this process
 
 
 def sleepy(jobs: list[float]) -> list[float]:
@@ -242,13 +254,13 @@ def test_an_upload_over_its_memory_or_time_fails_alone_and_the_process_goes_on(
     Image.new("RGB", (6000, 6000), "white").save(costly, format="PNG")
     with TestClient(create_app(settings)) as client:
         assert client.app.state.predictor.wait(30)  # type: ignore[attr-defined]
-        pid = client.app.state.predictor._process.pid  # type: ignore[attr-defined]
+        pids = client.app.state.predictor.pool.pids  # type: ignore[attr-defined]
         answer = client.post("/predict/mnist", files={"file": costly.getvalue()})
         assert answer.status_code == 413
         assert answer.json()["detail"].startswith(detail)
         answer = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
         assert (answer.status_code, answer.json()["prediction"]) == (200, "3")
-        assert client.app.state.predictor._process.pid == pid  # type: ignore[attr-defined]
+        assert client.app.state.predictor.pool.pids == pids  # type: ignore[attr-defined]
 
 
 def test_without_the_prediction_process_the_thread_pool_predicts(
@@ -256,6 +268,70 @@ def test_without_the_prediction_process_the_thread_pool_predicts(
 ) -> None:
     settings = make_settings(tmp_path, model_path=model_file, prediction_process=False)
     with TestClient(create_app(settings)) as client:
-        assert client.app.state.predictor._process is None  # type: ignore[attr-defined]
+        assert client.app.state.predictor.pool is None  # type: ignore[attr-defined]
         response = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
         assert response.json()["prediction"] == "3"
+
+
+def whose(jobs: list[float]) -> list[int]:
+    """A work function for the pool tests: each job takes its own seconds; answers who did it."""
+    time.sleep(sum(jobs))
+    return [os.getpid()] * len(jobs)
+
+
+def test_the_pool_hands_each_job_to_the_least_busy_process() -> None:
+    async def scenario() -> None:
+        pool = inference.PredictionPool(
+            whose, inference.Limits(seconds=60, memory=1 << 30), timeout=10, size=2
+        )
+        await pool.start()
+        try:
+            assert len(set(pool.pids)) == 2
+            # two slow jobs at once: one each, done side by side
+            started = time.monotonic()
+            first, second = await asyncio.gather(pool.run(0.5), pool.run(0.5))
+            assert {first, second} == set(pool.pids)
+            assert time.monotonic() - started < 0.9
+            # one at a time: both are idle, and the first process takes each
+            assert {await pool.run(0.0) for _ in range(5)} == {pool.pids[0]}
+        finally:
+            await pool.stop()
+        assert not pool.running
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_process_of_the_pool_is_replaced_while_the_others_serve_on(
+    client: TestClient, holdout: dataset.Digits
+) -> None:
+    pool = client.app.state.predictor.pool  # type: ignore[attr-defined]
+    victim, survivor = pool.pids
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while victim in pool.pids:  # the server sees the socket close
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    # meanwhile the other one serves: no 503, and /ready stays 200
+    assert client.get("/ready").status_code == 200
+    answer = client.post("/predict/mnist", files={"file": digit_png(holdout, 1)})
+    assert (answer.status_code, answer.json()["prediction"]) == (200, "3")
+    while len(pool.pids) < 2:
+        assert time.monotonic() < deadline, "the dead process was not replaced"
+        time.sleep(0.01)
+    assert survivor in pool.pids and victim not in pool.pids
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cores"),
+    [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("", None)],
+)
+def test_the_pool_is_as_large_as_the_cores_the_process_may_use(
+    tmp_path: Path, cpu_max: str, cores: int | None
+) -> None:
+    """Its CPU affinity, capped by a container's CPU quota (cgroup v2 cpu.max), rounded up."""
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if cores is None else min(affinity, cores)
+    assert config.usable_cores(quota) == expected
+    assert make_settings(tmp_path, prediction_processes=3).pool_size == 3
