@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimit,
         uploads={
             "/predict/mnist": one_image,
+            "/predict/number": one_image,
             "/api/predict/": one_image,
             "/predict/mnist/batch": (settings.max_batch_bytes, "Send fewer or smaller images."),
         },

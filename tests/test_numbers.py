@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,18 +167,24 @@ def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarr
     assert read(trained, buffer.getvalue()) == "1984"
 
 
-def test_a_small_number_in_a_large_photo_is_read_at_full_resolution(
-    trained: model.DigitModel, sure: dict[int, np.ndarray]
-) -> None:
-    """A 3000x2000 page with the number 70 px high in it: reduced to the working size it would
-    be 18 px high, so it is read again from the page's own pixels, and boxed in them."""
+def large_photo(sure: dict[int, np.ndarray]) -> tuple[np.ndarray, bytes]:
+    """The number 3507, 70 px high, at (2100, 1500) on a 3000x2000 page: its ink, the JPEG."""
     ink = styles.number(digits_of(sure, "3507"), np.random.default_rng(10), "apart")
     number = Image.fromarray(255 - ink).resize((ink.shape[1] * 2, ink.shape[0] * 2))
     page = Image.new("L", (3000, 2000), 235)
     page.paste(number, (2100, 1500))
     buffer = io.BytesIO()
     page.convert("RGB").save(buffer, format="JPEG", quality=90)
-    image = preprocessing.decode(buffer.getvalue(), LIMIT, segmentation.SIDE)
+    return ink, buffer.getvalue()
+
+
+def test_a_small_number_in_a_large_photo_is_read_at_full_resolution(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A 3000x2000 page with the number 70 px high in it: reduced to the working size it would
+    be 18 px high, so it is read again from the page's own pixels, and boxed in them."""
+    ink, photo = large_photo(sure)
+    image = preprocessing.decode(photo, LIMIT, segmentation.SIDE)
     reading = segmentation.read(image, trained.read_pieces, 20)
     assert "".join(str(d) for d in reading.probabilities.argmax(axis=1)) == "3507"
     columns = np.flatnonzero((ink > 127).any(axis=0))
@@ -286,6 +293,22 @@ def test_predict_number_limits(
         assert answer.status_code == 400
         assert answer.json()["detail"] == "The image holds more than 3 digits; send at most 3."
         assert client.post("/predict/number").status_code == 422
+
+
+def test_predict_number_takes_uploads_as_large_as_predict_mnist_does(
+    tmp_path: Path, model_file: Path, sure: dict[int, np.ndarray]
+) -> None:
+    """The body limit of /predict/number is the upload limit, not that of a JSON body."""
+    _, photo = large_photo(sure)
+    assert len(photo) > 90_000  # over the 64 kB a JSON body may have
+    settings = make_settings(tmp_path, model_path=model_file, max_upload_bytes=len(photo))
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+        answer = client.post("/predict/number", files={"file": ("page.jpg", photo)})
+        assert (answer.status_code, answer.json()["number"]) == (200, "3507")
+        answer = client.post("/predict/number", files={"file": ("page.jpg", photo + b"x")})
+        assert answer.status_code == 413
+        assert answer.json()["detail"].endswith("the limit. Send a smaller image.")
 
 
 def test_a_number_is_kept_in_the_history_beside_digits(
