@@ -244,6 +244,7 @@ class Predictor:
         self.failure: str | None = None
         self._pool: PredictionPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._large = 0  # large uploads in the prediction processes' hands
 
     def start(self) -> None:
         """Serve the cached model if it is usable; else get MNIST now and train in the background.
@@ -386,10 +387,17 @@ class Predictor:
             # would kill the server next.
             if self._pool is None:
                 raise inference.ProcessStopped(STARTING)
+            large = _size(job) > inference.TRIM_AFTER
+            self._large += large
             try:
-                return await self._pool.run(job)
+                # a number costs tens of milliseconds, whatever its bytes: it spills over
+                return await self._pool.run(job, inference.COSTLY if _is_number(job) else None)
             finally:
-                if _size(job) > inference.TRIM_AFTER:  # the server held large uploads too
+                self._large -= large
+                # The server held large uploads too: once the last of them is done, hand the
+                # freed memory back (a trim after each one cost a photo 11 ms of the loop's
+                # time, half of all it spent on it).
+                if large and not self._large:
                     await run_in_threadpool(inference.trim)
         (outcome,) = await run_in_threadpool(self._reader, [job])
         if isinstance(outcome, BaseException):

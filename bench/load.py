@@ -54,6 +54,7 @@ from bench.common import ROOT, load_mnist, mnist_dir, table, trained_model
 
 LUA = ROOT / "bench" / "lua" / "multipart.lua"
 CONCURRENCY = (1, 8, 32)
+IMAGE_STACK = ("--http", "timeouts:TimedH11Protocol")  # as the Dockerfile's CMD
 BATCH = 256
 
 
@@ -113,16 +114,19 @@ def hey(url: str, *options: str) -> tuple[dict[str, int], dict[str, float]]:
 
 
 @contextmanager
-def serve(app: str, env: dict[str, str], workers: int = 0) -> Iterator[tuple[str, int]]:
-    """The app on a free port, by uvicorn with the image's options, or with `workers` by
-    gunicorn's uvicorn workers; yields its URL and process id."""
+def serve(
+    app: str, env: dict[str, str], workers: int = 0, stack: tuple[str, ...] = IMAGE_STACK
+) -> Iterator[tuple[str, int]]:
+    """The app on a free port, by uvicorn with the image's options (or `stack`, uvicorn's
+    --loop and --http options), or with `workers` by gunicorn's uvicorn workers; yields its URL
+    and process id."""
     port = free_port()
     if workers:
         command = [sys.executable, "-m", "gunicorn", app, "-k", "timeouts.UvicornWorker",
                    "-w", str(workers), "-b", f"127.0.0.1:{port}"]  # fmt: skip
     else:
         command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                   "--http", "timeouts:TimedH11Protocol"]  # fmt: skip
+                   *stack]  # fmt: skip
     server = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

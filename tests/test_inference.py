@@ -273,27 +273,41 @@ def test_without_the_prediction_process_the_thread_pool_predicts(
         assert response.json()["prediction"] == "3"
 
 
-def whose(jobs: list[float]) -> list[int]:
-    """A work function for the pool tests: each job takes its own seconds; answers who did it."""
-    time.sleep(sum(jobs))
+def whose(jobs: list[tuple[float, bytes]]) -> list[int]:
+    """A work function for the pool tests: each job takes its seconds; answers who did it."""
+    time.sleep(sum(seconds for seconds, _ in jobs))
     return [os.getpid()] * len(jobs)
 
 
-def test_the_pool_hands_each_job_to_the_least_busy_process() -> None:
+def test_the_pool_fills_one_process_and_spills_over_when_it_falls_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(inference, "SPILL_SECONDS", 0.2)  # a margin for a slow machine
+
     async def scenario() -> None:
         pool = inference.PredictionPool(
             whose, inference.Limits(seconds=60, memory=1 << 30), timeout=10, size=2
         )
         await pool.start()
         try:
-            assert len(set(pool.pids)) == 2
-            # two slow jobs at once: one each, done side by side
-            started = time.monotonic()
-            first, second = await asyncio.gather(pool.run(0.5), pool.run(0.5))
-            assert {first, second} == set(pool.pids)
-            assert time.monotonic() - started < 0.9
-            # one at a time: both are idle, and the first process takes each
-            assert {await pool.run(0.0) for _ in range(5)} == {pool.pids[0]}
+            first, second = pool.pids
+            assert first != second
+            # quick small jobs arriving together: one process, in shared passes
+            assert set(await asyncio.gather(*(pool.run((0.001, b"")) for _ in range(8)))) == {first}
+            # a slow job: one arriving after it waited SPILL_SECONDS goes to the other process
+            slow = asyncio.ensure_future(pool.run((1.0, b"")))
+            await asyncio.sleep(inference.SPILL_SECONDS * 4)
+            assert await pool.run((0.0, b"")) == second
+            assert await slow == first
+            # a large upload, or a job its sender calls costly: the next job spills over at once
+            for costly in [
+                pool.run((0.5, bytes(inference.SPILL_BYTES))),
+                pool.run((0.5, b""), inference.COSTLY),
+            ]:
+                job = asyncio.ensure_future(costly)
+                await asyncio.sleep(0)
+                assert await pool.run((0.0, b"")) == second
+                assert await job == first
         finally:
             await pool.stop()
         assert not pool.running
