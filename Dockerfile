@@ -30,5 +30,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10m --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/ready', timeout=4)"]
 # timeouts.py closes connections that stall before their headers (10 s) or mid-body (30 s);
-# uvicorn itself closes idle kept-alive connections after 5 s
-CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000", "--http", "timeouts:TimedH11Protocol"]
+# uvicorn itself closes idle kept-alive connections after 5 s; uvloop and httptools (C) serve
+CMD ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000", "--loop", "uvloop", "--http", "timeouts:TimedHttpToolsProtocol"]

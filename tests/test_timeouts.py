@@ -22,15 +22,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module", params=["uvicorn", "gunicorn"])
+@pytest.fixture(scope="module", params=["uvicorn", "uvicorn-h11", "gunicorn"])
 def server(request: pytest.FixtureRequest) -> Iterator[int]:
-    """The bare app served as the README says: uvicorn with the protocol, or gunicorn with
-    the worker class."""
+    """The bare app served as the README says: uvicorn with the protocol (httptools, or h11),
+    or gunicorn with the worker class."""
     port = free_port()
     environment = {**os.environ, "HEADER_TIMEOUT": str(TIMEOUT), "BODY_TIMEOUT": str(TIMEOUT)}
     commands = {
         "uvicorn": ["uvicorn", "bench.bare_app:app", "--port", str(port),
-                    "--http", "timeouts:TimedH11Protocol", "--log-level", "warning"],
+                    "--http", "timeouts:TimedHttpToolsProtocol", "--log-level", "warning"],
+        "uvicorn-h11": ["uvicorn", "bench.bare_app:app", "--port", str(port),
+                        "--http", "timeouts:TimedH11Protocol", "--log-level", "warning"],
         "gunicorn": ["gunicorn", "bench.bare_app:app", "-k", "timeouts.UvicornWorker",
                      "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
     }  # fmt: skip
@@ -98,3 +100,21 @@ def test_requests_on_a_kept_alive_connection_are_answered(server: int) -> None:
                 answer += connection.recv(4096)
             assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b'"ready"}')
             time.sleep(TIMEOUT / 2)  # idle between requests: uvicorn's keep-alive (5 s) rules
+
+
+def test_a_slow_body_that_keeps_coming_is_answered(server: int) -> None:
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n\r\n'
+    body = part + b"x" * 40 + b"\r\n--b--\r\n"
+    with socket.create_connection(("127.0.0.1", server)) as connection:
+        connection.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            b"boundary=b\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        started = time.monotonic()
+        for start in range(0, len(body), 10):  # over 3 timeouts in all, never silent for one
+            connection.sendall(body[start : start + 10])
+            time.sleep(TIMEOUT / 3)
+        assert time.monotonic() - started > 3 * TIMEOUT
+        connection.settimeout(10)
+        answer = connection.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200 OK"), answer
