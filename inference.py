@@ -80,6 +80,7 @@ class _Frames:
         self.sock = sock
         self.buffer = bytearray()
         self.received = 0  # bytes of frames the last wait() took
+        self.sizes: list[int] = []  # and the size of each, in order
 
     def _complete(self) -> list[Any]:
         messages = []
@@ -90,6 +91,7 @@ class _Frames:
             payload = bytes(self.buffer[HEADER.size : HEADER.size + size])
             del self.buffer[: HEADER.size + size]
             self.received += size
+            self.sizes.append(size)
             messages.append(pickle.loads(payload))  # noqa: S301 -- our own parent process
         if not self.buffer:  # a new, empty buffer: the old one keeps its largest size
             self.buffer = bytearray()
@@ -98,6 +100,7 @@ class _Frames:
     def wait(self) -> list[Any] | None:
         """Block for at least one frame, then take every other one already here. None at EOF."""
         self.received = 0
+        self.sizes = []
         while True:
             messages = self._complete()
             # take what else is waiting, without blocking, so it joins this pass
@@ -174,17 +177,29 @@ def _serve(sock: socket.socket, work: Work) -> None:
     frames = _Frames(sock)
     untrimmed = 0  # bytes of uploads since freed memory was last handed back
     while (jobs := frames.wait()) is not None:
-        for start in range(0, len(jobs), MAX_JOBS):
-            _answer(sock, jobs[start : start + MAX_JOBS], work)
+        for batch in _passes(jobs, frames.sizes):
+            _answer(sock, batch, work)
             if _guard is not None:  # an answer is a sign of life: no heartbeat needed yet
                 _guard.last_sign = time.monotonic()
-        del jobs  # not held while the next jobs are awaited
+        jobs = batch = []  # neither is held while the next jobs are awaited
         untrimmed += frames.received
         # after large uploads, hand freed memory back once no more work is waiting (a trim
         # costs about 10 ms: after every pass of photos it was an eighth of their cost)
         if untrimmed > TRIM_AFTER and not select.select([sock], [], [], 0)[0]:
             trim()
             untrimmed = 0
+
+
+def _passes(jobs: list[Any], sizes: list[int]) -> list[list[Any]]:
+    """The jobs that arrived together, as passes of at most MAX_JOBS: the small ones first, so a
+    digit that arrived with a large photo is not kept waiting while the photo is decoded."""
+    small = [job for job, size in zip(jobs, sizes, strict=True) if size < SPILL_BYTES]
+    large = [job for job, size in zip(jobs, sizes, strict=True) if size >= SPILL_BYTES]
+    return [
+        group[start : start + MAX_JOBS]
+        for group in (small, large)
+        for start in range(0, len(group), MAX_JOBS)
+    ]
 
 
 def _answer(sock: socket.socket, jobs: list[tuple[int, Any]], work: Work) -> None:
@@ -519,16 +534,20 @@ class PredictionPool:
             delay, lambda: asyncio.ensure_future(self._start(slot))
         )
 
-    async def run(self, job: Any, cost: int | None = None) -> Any:
-        """The job's outcome (see PredictionProcess.run), from the process chosen for it."""
+    async def run(self, job: Any, cost: int) -> Any:
+        """The job's outcome (see PredictionProcess.run), from the process chosen for it by its
+        `cost`: the bytes of its uploads, or COSTLY."""
         running = [p for p in self._slots if p is not None and p.running]
         if not running:
             raise ProcessStopped(RESTARTING)
-        now = time.monotonic()
-        chosen = next(
-            (process for process in running if process.keeping_up(now)),
-            min(running, key=lambda process: process.load),
-        )
+        if cost >= SPILL_BYTES:  # a costly job: to an idle process, else the least busy
+            chosen = min(running, key=lambda process: process.load)
+        else:
+            now = time.monotonic()
+            chosen = next(
+                (process for process in running if process.keeping_up(now)),
+                min(running, key=lambda process: process.load),
+            )
         return await chosen.run(job, cost)
 
     async def stop(self) -> None:

@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.predictor = predictor
     app.state.engine = engine
     app.include_router(routes.router)
+    routes.hold_uploads_in_memory(settings.max_upload_bytes)
     app.include_router(api.router)
     app.include_router(metrics.router)
     pages.mount(app)

@@ -390,8 +390,9 @@ class Predictor:
             large = _size(job) > inference.TRIM_AFTER
             self._large += large
             try:
-                # a number costs tens of milliseconds, whatever its bytes: it spills over
-                return await self._pool.run(job, inference.COSTLY if _is_number(job) else None)
+                # a number costs tens of milliseconds, whatever its bytes
+                cost = inference.COSTLY if _is_number(job) else _size(job)
+                return await self._pool.run(job, cost)
             finally:
                 self._large -= large
                 # The server held large uploads too: once the last of them is done, hand the

@@ -60,6 +60,17 @@ def test_jobs_waiting_together_are_done_in_one_pass_each_with_its_own_outcome() 
     assert answers == [(7, "AB"), (8, "C")]
 
 
+def test_small_jobs_are_done_before_large_ones_that_arrived_with_them() -> None:
+    large, small = inference.SPILL_BYTES, 100
+    jobs = ["photo", "digit", "photo 2", "digit 2"]
+    assert inference._passes(jobs, [large, small, large, small]) == [
+        ["digit", "digit 2"],
+        ["photo", "photo 2"],
+    ]
+    many = list(range(inference.MAX_JOBS + 1))
+    assert inference._passes(many, [small] * len(many)) == [many[:-1], many[-1:]]
+
+
 def test_a_failing_pass_is_done_again_job_by_job_so_only_the_bad_one_fails() -> None:
     passes: list[list[str]] = []
 
@@ -293,21 +304,23 @@ def test_the_pool_fills_one_process_and_spills_over_when_it_falls_behind(
             first, second = pool.pids
             assert first != second
             # quick small jobs arriving together: one process, in shared passes
-            assert set(await asyncio.gather(*(pool.run((0.001, b"")) for _ in range(8)))) == {first}
+            quick = await asyncio.gather(*(pool.run((0.001, b""), 0) for _ in range(8)))
+            assert set(quick) == {first}
             # a slow job: one arriving after it waited SPILL_SECONDS goes to the other process
-            slow = asyncio.ensure_future(pool.run((1.0, b"")))
+            slow = asyncio.ensure_future(pool.run((1.0, b""), 0))
             await asyncio.sleep(inference.SPILL_SECONDS * 4)
-            assert await pool.run((0.0, b"")) == second
+            assert await pool.run((0.0, b""), 0) == second
             assert await slow == first
-            # a large upload, or a job its sender calls costly: the next job spills over at once
-            for costly in [
-                pool.run((0.5, bytes(inference.SPILL_BYTES))),
-                pool.run((0.5, b""), inference.COSTLY),
-            ]:
-                job = asyncio.ensure_future(costly)
-                await asyncio.sleep(0)
-                assert await pool.run((0.0, b"")) == second
-                assert await job == first
+            # a costly job (a large upload, a number): the next job spills over at once
+            costly = asyncio.ensure_future(pool.run((0.5, b""), inference.COSTLY))
+            await asyncio.sleep(0)
+            assert await pool.run((0.0, b""), 0) == second
+            assert await costly == first
+            # ...and a costly job goes to an idle process, not to one busy with small jobs
+            busy = asyncio.ensure_future(pool.run((0.5, b""), 0))
+            await asyncio.sleep(0)
+            assert await pool.run((0.0, b""), inference.COSTLY) == second
+            assert await busy == first
         finally:
             await pool.stop()
         assert not pool.running
