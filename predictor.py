@@ -30,6 +30,7 @@ from inference import Limits, PredictionPool
 log = logging.getLogger(__name__)
 
 STARTING = "The prediction process is starting; try again in a moment."
+MIN_SHARE = 32  # uploads of a batch below which it is not shared out between processes
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,10 @@ def _is_number(job: list[bytes] | Keep | ReadNumber) -> bool:
     return isinstance(job, ReadNumber) or (isinstance(job, Keep) and job.number)
 
 
+def _is_batch(job: list[bytes] | Keep | ReadNumber) -> bool:
+    return isinstance(job, list) and len(job) >= MIN_SHARE
+
+
 def _size(job: list[bytes] | Keep | ReadNumber) -> int:
     return sum(len(upload) for upload in job) if isinstance(job, list) else len(job.upload)
 
@@ -357,7 +362,12 @@ class Predictor:
         """Classify many uploads in one pass, off the event loop: per upload a Result or its
         error, and the version of the model that answered."""
         version = self.model.info.version
-        outcomes: list[Result | ServiceError] = await self._run(uploads)
+        # a large batch is shared out, one part to each prediction process, done side by side
+        parts = self._pool.size if self._pool is not None else 1
+        size = max(MIN_SHARE, -(-len(uploads) // parts))
+        shares = [uploads[start : start + size] for start in range(0, len(uploads), size)]
+        done = await asyncio.gather(*(self._run(share) for share in shares))
+        outcomes: list[Result | ServiceError] = [outcome for share in done for outcome in share]
         metrics.count_predictions(o.digit for o in outcomes if isinstance(o, Result))
         return outcomes, version
 
@@ -391,7 +401,7 @@ class Predictor:
             self._large += large
             try:
                 # a number costs tens of milliseconds, whatever its bytes
-                cost = inference.COSTLY if _is_number(job) else _size(job)
+                cost = inference.COSTLY if _is_number(job) or _is_batch(job) else _size(job)
                 return await self._pool.run(job, cost)
             finally:
                 self._large -= large

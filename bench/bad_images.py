@@ -113,7 +113,8 @@ def main() -> int:
         "MODEL_PATH": str(work / "model.joblib"), "TRAIN_LIMIT": "3000", "LOG_LEVEL": "WARNING",
     }  # fmt: skip
     command = (f"ulimit -v {ADDRESS_SPACE_KB} && exec {sys.executable} -m uvicorn main:app "
-               f"--port {port} --http timeouts:TimedH11Protocol --log-level warning")  # fmt: skip
+               f"--port {port} --loop uvloop --http timeouts:TimedHttpToolsProtocol "
+               "--log-level warning")  # fmt: skip
     server = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=environment)
     base = f"http://127.0.0.1:{port}"
     failures: list[str] = []

@@ -59,7 +59,7 @@ def server(folder: Path, model: Path, log: Path, **extra: str) -> Iterator[tuple
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port),
-             "--http", "timeouts:TimedH11Protocol", "--no-access-log"],
+             "--loop", "uvloop", "--http", "timeouts:TimedHttpToolsProtocol", "--no-access-log"],
             # a process group of its own: a kill -9 of the group takes the fork server and the
             # prediction process along, as a container's death does (bench/replicas.py)
             cwd=ROOT, env=environment, stdout=output, stderr=output, start_new_session=True,

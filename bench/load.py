@@ -66,7 +66,7 @@ STACKS = {
 }
 IMAGE_STACK = STACKS["uvloop + httptools"]  # as the Dockerfile's CMD
 KIND = "prediction process"
-RUNS = ("service", "stack", "pool", "real", "slow")
+RUNS = ("service", "stack", "pool", "real", "slow", "batch")
 REAL = ROOT.parent / "shared" / "realdigits-dev"
 SLOW_CLIENTS = 4
 SLOW_CHUNK, SLOW_PAUSE = 64 * 1024, 0.05  # bytes, seconds: about 1.3 MB/s per slow client
@@ -290,6 +290,7 @@ def main() -> None:
             "pool": lambda: pool_run(home, env, image, holdout, args),
             "real": lambda: real_run(env, args),
             "slow": lambda: slow_run(home, env, image, holdout, args),
+            "batch": lambda: batch_run(env, image, args),
         }
         for name in args.runs.split(","):
             print(f"== {name}", flush=True)
@@ -422,38 +423,87 @@ def service_run(
         print("memory, gunicorn " + line)
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time a process has used, user and system, in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def stack_run(env: dict[str, str], image: Path, args: argparse.Namespace) -> None:
-    """The bare endpoint and /predict/mnist under each server stack, side by side."""
+    """The bare endpoint and /predict/mnist under each server stack, side by side, with the CPU
+    time each request cost the server process and, for the service, its prediction processes."""
     upload = {"UPLOAD_FILE": str(image), "UPLOAD_FIELD": "file"}
     with contextlib.ExitStack() as servers:
         targets = {}
         for name, stack in STACKS.items():
-            bare_url, _ = servers.enter_context(serve("bench.bare_app:app", env, stack=stack))
-            url, _ = servers.enter_context(serve("main:app", env, stack=stack))
-            targets[(name, "bare")] = f"{bare_url}/upload"
-            targets[(name, "service")] = f"{url}/predict/mnist"
-        for target in targets.values():
+            bare_url, bare_pid = servers.enter_context(
+                serve("bench.bare_app:app", env, stack=stack)
+            )
+            url, pid = servers.enter_context(serve("main:app", env, stack=stack))
+            targets[(name, "bare")] = (f"{bare_url}/upload", bare_pid)
+            targets[(name, "service")] = (f"{url}/predict/mnist", pid)
+        for target, _ in targets.values():
             wrk(target, 8, args.warmup, upload)
         runs: dict[tuple[str, str, int], list[Load]] = {}
+        cpu: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
         for _ in range(args.repeats):
             for c in (8, 32):
-                for (name, app), target in targets.items():
-                    runs.setdefault((name, app, c), []).append(
-                        wrk(target, c, args.duration, upload)
-                    )
+                for (name, app), (target, pid) in targets.items():
+                    helpers = [p for p in descendants(pid) if command(p, pid) == KIND]
+                    before = cpu_ms(pid), sum(map(cpu_ms, helpers))
+                    load = wrk(target, c, args.duration, upload)
+                    after = cpu_ms(pid), sum(map(cpu_ms, helpers))
+                    runs.setdefault((name, app, c), []).append(load)
+                    cpu.setdefault((name, app, c), []).append(
+                        ((after[0] - before[0]) / load.requests,
+                         (after[1] - before[1]) / load.requests)
+                    )  # fmt: skip
     rows = []
     for c in (8, 32):
         base = [runs[("asyncio + h11", "bare", c)], runs[("asyncio + h11", "service", c)]]
         for name in STACKS:
             bare, service = runs[(name, "bare", c)], runs[(name, "service", c)]
+            loop_bare = statistics.median(t[0] for t in cpu[(name, "bare", c)])
+            loop, model_time = (
+                statistics.median(t[i] for t in cpu[(name, "service", c)]) for i in (0, 1)
+            )
             rows.append([
                 name, c, f"{_median(bare).per_second:,.0f}", f"{_median(service).per_second:,.0f}",
                 f"{_median(service).p99_ms:.1f}", _ratio(service, bare),
                 _ratio(bare, base[0]), _ratio(service, base[1]),
+                f"{loop_bare:.2f} / {loop:.2f} / {model_time:.2f}",
                 _median(bare).errors + _median(service).errors,
             ])  # fmt: skip
     print(table(["stack", "connections", "bare/s", "/predict/mnist/s", "p99 ms", "of bare",
-                 "bare vs asyncio + h11", "service vs asyncio + h11", "errors"], rows))  # fmt: skip
+                 "bare vs asyncio + h11", "service vs asyncio + h11",
+                 "CPU ms a request: bare / service / its prediction processes", "errors"],
+                rows))  # fmt: skip
+
+
+def batch_run(env: dict[str, str], image: Path, args: argparse.Namespace) -> None:
+    """Batches of 256 beside single uploads, interleaved: images/s of each."""
+    single = {"UPLOAD_FILE": str(image), "UPLOAD_FIELD": "file"}
+    batch = {**single, "UPLOAD_COUNT": str(BATCH), "UPLOAD_FIELD": "files"}
+    targets = {
+        ("/predict/mnist", 1): ("/predict/mnist", single, 1),
+        ("/predict/mnist", 8): ("/predict/mnist", single, 1),
+        ("/predict/mnist/batch of 256", 1): ("/predict/mnist/batch", batch, BATCH),
+        ("/predict/mnist/batch of 256", 2): ("/predict/mnist/batch", batch, BATCH),
+    }
+    runs: dict[tuple[str, int], list[Load]] = {}
+    with serve("main:app", env) as (url, _):
+        for path, upload, _ in targets.values():
+            wrk(url + path, 1, args.warmup, upload)
+        for _ in range(args.repeats):
+            for (name, c), (path, upload, _) in targets.items():
+                runs.setdefault((name, c), []).append(wrk(url + path, c, args.duration, upload))
+    rows: list[list[object]] = []
+    for (name, c), (_, _, images) in targets.items():
+        middle = _median(runs[(name, c)])
+        per_second = [load.per_second * images for load in runs[(name, c)]]
+        rows.append([name, c, f"{statistics.median(per_second):,.0f}",
+                     f"{middle.p50_ms:.1f}", f"{middle.p99_ms:.1f}", middle.errors])  # fmt: skip
+    print(table(["endpoint", "connections", "images/s", "p50 ms", "p99 ms", "errors"], rows))
 
 
 def _ratio(loads: list[Load], bases: list[Load]) -> str:

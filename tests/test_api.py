@@ -355,6 +355,26 @@ def test_batch_answers_each_file_in_order(client: TestClient, holdout: dataset.D
         assert item["error"] is None
 
 
+def test_a_large_batch_shared_out_between_the_prediction_processes_keeps_its_order(
+    settings: Settings, holdout: dataset.Digits
+) -> None:
+    with TestClient(create_app(settings.model_copy(update={"prediction_processes": 2}))) as client:
+        assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+        batch_in_two_shares(client, holdout)
+
+
+def batch_in_two_shares(client: TestClient, holdout: dataset.Digits) -> None:
+    """70 digits and a bad file: two shares of 35 uploads, one to each process."""
+    digits = [png(holdout.images[i]) for i in range(30, 100)]
+    uploads = [(f"digit{i}.png", data) for i, data in enumerate(digits)]
+    uploads.insert(40, ("notes.txt", b"not an image"))
+    results = post_batch(client, uploads).json()["results"]
+    assert [item["filename"] for item in results] == [name for name, _ in uploads]
+    assert results[40]["error"]["detail"] == "File provided is not an image."
+    alone = [post_file(client, data).json()["prediction"] for data in digits]
+    assert [item["prediction"] for item in results[:40] + results[41:]] == alone
+
+
 def test_batch_limits(tmp_path: Path, model_file: Path, holdout: dataset.Digits) -> None:
     settings = make_settings(
         tmp_path, model_path=model_file, max_batch_files=3, max_batch_bytes=10_000
