@@ -1,8 +1,8 @@
 """Load: the service against the framework's own ceiling for the same request shape.
 
 In one run, on 127.0.0.1, with the same uvicorn options as the Docker image (`uvicorn APP
---host ... --port ... --http timeouts:TimedH11Protocol`, access log on, sent to /dev/null),
-the bare app included:
+--host ... --port ... --loop uvloop --http timeouts:TimedHttpToolsProtocol`, access log on,
+sent to /dev/null), the bare app included. `--runs service` (1-5 below):
 
 1. a bare app (`bench/bare_app.py`, `POST /upload`: read a multipart upload, answer a
    constant) and the service are started side by side; `wrk` (one thread, a Lua script posting
@@ -21,9 +21,20 @@ the bare app included:
    spawned workers leave Nagle's algorithm on, and every response waits 40 ms for an ACK.)
 
 The upload is a held-out MNIST digit as a 28x28 PNG (`styles.mnist_png`), the service's
-model the real one (trained once at the start on MNIST_DATA_DIR, or --model).
+model the real one (trained once at the start on MNIST_DATA_DIR, or --model). The other runs:
+
+- `stack`: the bare app and the service under asyncio + h11 and under uvloop + httptools, all
+  four side by side, at 8 and 32 connections, with each request's CPU time in the server
+  process and in its prediction processes;
+- `pool`: PREDICTION_PROCESSES=1 beside =2, 12 MP phone JPEGs and MNIST PNGs at 8
+  connections, and each server's memory (PSS);
+- `real`: the uploads of ../shared/realdigits-dev posted in turn at 8 and 32 connections,
+  `/health` probed meanwhile;
+- `slow`: MNIST PNGs at 8 connections alone, and beside SLOW_CLIENTS slow 5 MB uploads;
+- `batch`: batches of 256 beside single uploads, images/s.
 
     python -m bench.load [--duration 10] [--warmup 3] [--repeats 3] [--model PATH]
+                         [--runs service,stack,pool,real,slow,batch]
 """
 
 from __future__ import annotations
