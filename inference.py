@@ -363,12 +363,17 @@ class PredictionProcess:
         assert self._writer is not None
         job_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._writer.is_closing():  # the process is gone; its reader has not seen it yet
+            raise ProcessStopped(self._why_stopped)
         frame = _frame((job_id, job))
         self._pending[job_id] = (future, time.monotonic())
         weight = len(frame) if cost is None else cost
         self._in_hand += weight
-        self._writer.write(frame)
         try:
+            try:
+                self._writer.write(frame)
+            except RuntimeError as error:  # uvloop, on a transport closed by the process's death
+                raise ProcessStopped(self._why_stopped) from error
             return await future
         finally:
             if self._pending.pop(job_id, None) is not None:

@@ -27,7 +27,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -37,7 +36,7 @@ from typing import Any
 import httpx
 
 from bench.bad_images import children, free_port, good_digit, tree_rss
-from bench.common import ROOT, mnist_dir
+from bench.common import ROOT, Clients, mnist_dir
 
 CLIENTS = 8
 IDLE = 3000
@@ -112,25 +111,14 @@ def account(base: str, name: str) -> str:
     return str(answer.json()["token"])
 
 
-class Load:
+class Load(Clients):
     """`clients` threads posting to /api/predict/ until stopped; every outcome recorded:
     (started, ended, status or error name, the new id for a 201, else what the answer said)."""
 
     def __init__(self, base: str, token: str, digit: bytes, clients: int = CLIENTS) -> None:
         self.base, self.token, self.digit = base, token, digit
         self.outcomes: list[tuple[float, float, int | str, Any]] = []
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join()
+        super().__init__(clients)
 
     def _client(self) -> None:
         headers = {"Authorization": f"Token {self.token}"}

@@ -65,7 +65,7 @@ from PIL import Image
 import dataset
 import styles
 from bench.boot import free_port
-from bench.common import ROOT, load_mnist, mnist_dir, table, trained_model
+from bench.common import ROOT, Clients, load_mnist, mnist_dir, table, trained_model
 
 LUA = ROOT / "bench" / "lua" / "multipart.lua"
 CONCURRENCY = (1, 8, 32)
@@ -648,7 +648,7 @@ def _with_health(
     return result["load"], health
 
 
-class SlowClients:
+class SlowClients(Clients):
     """Clients uploading a 5 MB photo to /predict/mnist slowly (SLOW_CHUNK every SLOW_PAUSE),
     one after another, until stopped; the statuses they got."""
 
@@ -659,19 +659,8 @@ class SlowClients:
             f"POST /predict/mnist HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; "
             f"boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        self.stopping = threading.Event()
         self.statuses: list[str] = []
-        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
-
-    def __enter__(self) -> SlowClients:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join()
+        super().__init__(clients)
 
     def _client(self) -> None:
         while not self.stopping.is_set():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import uvloop
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -243,6 +244,38 @@ def test_the_watchdog_kills_a_silent_process_and_fails_its_requests_with_503() -
 
     asyncio.run(scenario())
     assert len(exits) == 1
+
+
+def test_a_job_for_a_process_whose_connection_just_broke_gets_503_under_uvloop() -> None:
+    """A killed process resets its socket; until the server's reader sees that, the process
+    still looks alive, and uvloop (unlike asyncio) raises RuntimeError on a write to the closed
+    transport: that was a 500 under load (bench/faults.py)."""
+
+    async def scenario() -> None:
+        process = inference.PredictionProcess(
+            sleepy, inference.Limits(seconds=60, memory=1 << 30), timeout=10
+        )
+        await process.start()
+        try:
+            assert await process.run(0.0) == 0.0
+            assert process.pid is not None
+            os.kill(process.pid, signal.SIGKILL)
+            # the moment between the transport closing and the reader's turn, held open
+            disconnect, process._disconnect = process._disconnect, lambda: None  # type: ignore[method-assign]
+            assert process._writer is not None
+            process._writer.write(b"\0" * 100_000)  # an earlier job's write meets the reset
+            while not process._writer.is_closing():
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            assert process.running  # as far as the server can tell
+            with pytest.raises(inference.ProcessStopped) as stopped:
+                await process.run(0.0)
+            assert stopped.value.status_code == 503
+            process._disconnect = disconnect  # type: ignore[method-assign]
+        finally:
+            await process.stop()
+
+    uvloop.run(scenario())
 
 
 @pytest.mark.parametrize(
