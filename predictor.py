@@ -398,13 +398,14 @@ class Predictor:
             if self._pool is None:
                 raise inference.ProcessStopped(STARTING)
             large = _size(job) > inference.TRIM_AFTER
-            self._large += large
+            self._large += int(large)
             try:
-                # a number costs tens of milliseconds, whatever its bytes
+                # A number costs tens of milliseconds whatever its bytes, and each share of a
+                # batch is meant for a process of its own: both go to an idle process.
                 cost = inference.COSTLY if _is_number(job) or _is_batch(job) else _size(job)
                 return await self._pool.run(job, cost)
             finally:
-                self._large -= large
+                self._large -= int(large)
                 # The server held large uploads too: once the last of them is done, hand the
                 # freed memory back (a trim after each one cost a photo 11 ms of the loop's
                 # time, half of all it spent on it).
