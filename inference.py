@@ -1,8 +1,8 @@
 """The prediction processes: decoding, preprocessing and classifying, beside the web server.
 
 Each server process runs a pool of prediction processes once its model is loaded
-(PREDICTION_PROCESSES, by default one per usable core); a job goes to the one with the fewest
-jobs in hand. The server and each process talk over a socket pair in length-prefixed pickled
+(PREDICTION_PROCESSES, by default one per usable core; which one gets a job: SPILL_SECONDS).
+The server and each process talk over a socket pair in length-prefixed pickled
 frames: a job goes in with its id, its outcome comes out. A prediction process takes every job
 that has arrived since it last looked and does them in one call of its work function, so under
 load many requests share one pass through the model (and one database transaction, for
@@ -60,6 +60,18 @@ ALIVE = -2  # ...and of its "still working" frame, sent at most every HEARTBEAT 
 HEARTBEAT = 1.0
 RESTARTING = "The prediction process is restarting; try again in a moment."
 
+# A small job goes to the first process of the pool that keeps up with its work: one with
+# nothing in hand, or only jobs sent under SPILL_SECONDS ago costing under SPILL_BYTES together
+# (a job costs what its sender says: its uploads' bytes, or COSTLY). Small uploads thus fill one
+# process's passes, as many to a pass as with a pool of one: spreading them evenly made
+# MNIST-format uploads 15-40% slower on 2 cores (passes of half the size, each with its fixed
+# cost, and a second process woken for each). A costly job (a photo, a number, a share of a
+# batch) goes to an idle process, else to the least busy; and a process does the small jobs
+# that arrived with large ones first (_passes).
+SPILL_SECONDS = 0.05
+SPILL_BYTES = 256 * 1024
+COSTLY = SPILL_BYTES  # the cost of a job that should have a process to itself
+
 Work = Callable[[list[Any]], list[Any]]  # jobs in, one outcome per job out, in order
 
 # Imported by the fork server before it forks anything: the first pins the numerical libraries
@@ -79,8 +91,12 @@ class _Frames:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
-        self.received = 0  # bytes of frames the last wait() took
-        self.sizes: list[int] = []  # and the size of each, in order
+        self.sizes: list[int] = []  # of each frame the last wait() took, in order
+
+    @property
+    def received(self) -> int:
+        """Bytes of frames the last wait() took."""
+        return sum(self.sizes)
 
     def _complete(self) -> list[Any]:
         messages = []
@@ -90,7 +106,6 @@ class _Frames:
                 break
             payload = bytes(self.buffer[HEADER.size : HEADER.size + size])
             del self.buffer[: HEADER.size + size]
-            self.received += size
             self.sizes.append(size)
             messages.append(pickle.loads(payload))  # noqa: S301 -- our own parent process
         if not self.buffer:  # a new, empty buffer: the old one keeps its largest size
@@ -99,7 +114,6 @@ class _Frames:
 
     def wait(self) -> list[Any] | None:
         """Block for at least one frame, then take every other one already here. None at EOF."""
-        self.received = 0
         self.sizes = []
         while True:
             messages = self._complete()
@@ -306,7 +320,7 @@ class PredictionProcess:
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], float]] = {}  # future, sent at
-        self._in_hand = 0  # bytes of the jobs pending
+        self._in_hand = 0  # what the jobs pending cost
         self._last_sign = time.monotonic()
         self._ids = itertools.count()
 
@@ -355,20 +369,19 @@ class PredictionProcess:
             raise
         log.info("prediction process %d started", process.pid)
 
-    async def run(self, job: Any, cost: int | None = None) -> Any:
+    async def run(self, job: Any, cost: int = 0) -> Any:
         """The job's outcome, or the exception the work function raised for it. `cost`: what
-        it weighs against SPILL_BYTES; by default the bytes it is sent as."""
+        it weighs against SPILL_BYTES while it is in hand."""
         if not self.running:
             raise ProcessStopped(RESTARTING)
         assert self._writer is not None
-        job_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._writer.is_closing():  # the process is gone; its reader has not seen it yet
             raise ProcessStopped(self._why_stopped)
+        job_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         frame = _frame((job_id, job))
         self._pending[job_id] = (future, time.monotonic())
-        weight = len(frame) if cost is None else cost
-        self._in_hand += weight
+        self._in_hand += cost
         try:
             try:
                 self._writer.write(frame)
@@ -377,7 +390,7 @@ class PredictionProcess:
             return await future
         finally:
             if self._pending.pop(job_id, None) is not None:
-                self._in_hand -= weight
+                self._in_hand -= cost
 
     async def _read(self, reader: asyncio.StreamReader, started: asyncio.Future[None]) -> None:
         try:
@@ -469,25 +482,17 @@ class PredictionProcess:
                     await task
 
 
-# A job goes to the first process of the pool that keeps up with its work: one with nothing in
-# hand, or only jobs sent under SPILL_SECONDS ago costing under SPILL_BYTES together (a job
-# costs its bytes, or what its sender says). Small uploads thus fill one process's passes, as
-# many to a pass as with a pool of one: spreading them evenly made MNIST-format uploads 15-20%
-# slower on 2 cores (passes of half the size, each with its fixed cost, and a second process
-# woken for each). Costly jobs (photos, numbers) spill over to the next process at once.
-SPILL_SECONDS = 0.05
-SPILL_BYTES = 256 * 1024
-COSTLY = SPILL_BYTES  # the cost of a job that should have a process to itself
 RESTART_DELAY = 0.1  # seconds before a dead prediction process is replaced...
 MAX_RESTART_DELAY = 5.0  # ...doubling up to this while new ones keep dying young
 
 
 class PredictionPool:
-    """`size` prediction processes doing the same work. A job goes to the first running process
-    that keeps up (see SPILL_SECONDS), else to the one with the fewest jobs in hand; each
-    process batches what reaches it. A process that dies is replaced on its own, at once
-    or after a growing pause while its replacements keep dying young (a crash loop); the others
-    serve meanwhile, and only the jobs in the dead one's hands fail."""
+    """`size` prediction processes doing the same work. A small job goes to the first running
+    process that keeps up, a costly one to an idle process (see SPILL_SECONDS), else either goes
+    to the one with the fewest jobs in hand; each process batches what reaches it. A process
+    that dies is replaced on its own, at once or after a growing pause while its replacements
+    keep dying young (a crash loop); the others serve meanwhile, and only the jobs in the dead
+    one's hands fail."""
 
     def __init__(self, work: Work, limits: Limits, timeout: float, size: int) -> None:
         self._work = work

@@ -397,12 +397,13 @@ class Predictor:
             # would kill the server next.
             if self._pool is None:
                 raise inference.ProcessStopped(STARTING)
-            large = _size(job) > inference.TRIM_AFTER
+            size = _size(job)
+            large = size > inference.TRIM_AFTER
             self._large += int(large)
             try:
                 # A number costs tens of milliseconds whatever its bytes, and each share of a
                 # batch is meant for a process of its own: both go to an idle process.
-                cost = inference.COSTLY if _is_number(job) or _is_batch(job) else _size(job)
+                cost = inference.COSTLY if _is_number(job) or _is_batch(job) else size
                 return await self._pool.run(job, cost)
             finally:
                 self._large -= int(large)
