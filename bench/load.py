@@ -94,13 +94,6 @@ class Load:
     p99_ms: float
     errors: int  # socket errors and answers other than 2xx/3xx
 
-    def row(self, name: str, connections: int, ceiling: Load | None) -> list[object]:
-        ratio = f"{self.per_second / ceiling.per_second:.0%}" if ceiling else "—"
-        return [
-            name, connections, f"{self.per_second:,.0f}", f"{self.p50_ms:.2f}",
-            f"{self.p99_ms:.2f}", self.errors, ratio,
-        ]  # fmt: skip
-
 
 def _milliseconds(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
