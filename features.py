@@ -2,9 +2,17 @@
 
 They take digits as float arrays of shape (n, 784) in 0..1 (MNIST layout, ink = 1) and are
 plain scikit-learn transformers, so they are fitted, saved and loaded with the pipeline.
+
+They are run on one upload at a time as often as on batches, so each is written as few whole-
+array operations as it can be: for one digit, numpy's cost per call is most of the cost. They
+opt out of scikit-learn's output wrapping (`set_output`), which costs more per call than the
+arithmetic for one digit and which a pipeline that ends in a classifier never uses.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Self
 
 import numpy as np
 from scipy import ndimage
@@ -12,21 +20,28 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 SIDE = 28
 _ROWS = np.arange(SIDE, dtype=np.float32)
+_PIXELS = np.arange(SIDE * SIDE).reshape(SIDE, SIDE)
 
 
-class Deskew(TransformerMixin, BaseEstimator):
+class _Stateless(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
+    """A transform that learns nothing: `fit` returns it as it is. (scikit-learn's
+    `__init_subclass__` takes `auto_wrap_output_keys`; mypy sees it untyped.)"""
+
+    def fit(self, X: np.ndarray, y: object = None) -> Self:
+        return self
+
+
+class Deskew(_Stateless):
     """Undo the slant of handwriting: shear each digit so its principal axis is upright.
 
     The slant is read from the image's second moments (the covariance of ink positions); each
     row is then shifted sideways, with linear interpolation, in proportion to its distance from
-    the centre of mass. Stateless: `fit` learns nothing.
+    the centre of mass.
     """
-
-    def fit(self, X: np.ndarray, y: object = None) -> Deskew:
-        return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         images = np.asarray(X, dtype=np.float32).reshape(-1, SIDE, SIDE)
+        n = len(images)
         row_profile = images.sum(axis=2)  # (n, 28)
         col_profile = images.sum(axis=1)
         mass = row_profile.sum(axis=1)
@@ -39,23 +54,31 @@ class Deskew(TransformerMixin, BaseEstimator):
 
         # out[n, y, x] = in[n, y, x + slant * (y - cy)], linear interpolation, 0 outside
         source = _ROWS + (slant[:, None] * dy)[:, :, None] + 1  # +1: one column of padding
-        left = np.clip(np.floor(source), 0, SIDE + 1)
-        weight = np.clip(source - left, 0, 1)
-        left_index = left.astype(np.intp)
-        padded = np.zeros((len(images), SIDE, SIDE + 3), dtype=np.float32)
+        left = np.maximum(np.minimum(np.floor(source), SIDE + 1), 0)
+        weight = np.maximum(np.minimum(source - left, 1), 0)
+        width = SIDE + 3
+        padded = np.zeros((n, SIDE, width), dtype=np.float32)
         padded[:, :, 1 : SIDE + 1] = images
-        lo = np.take_along_axis(padded, left_index, axis=2)
-        hi = np.take_along_axis(padded, left_index + 1, axis=2)
-        return (lo + weight * (hi - lo)).reshape(len(images), -1)
+        # where each output pixel reads, as an index into all the padded rows end to end
+        index = left.astype(np.intp)
+        index += (np.arange(n * SIDE) * width).reshape(n, SIDE, 1)
+        rows = padded.reshape(-1)
+        lo = rows[index]
+        index += 1
+        out = rows[index]  # lo + weight * (hi - lo), in place
+        out -= lo
+        out *= weight
+        out += lo
+        return out.reshape(n, -1)
 
 
-class GradientHistograms(TransformerMixin, BaseEstimator):
+class GradientHistograms(_Stateless):
     """Histograms of oriented gradients (HOG-like) over overlapping cells of the digit.
 
     Edges and their directions say more about a digit's shape than raw intensities and are less
     sensitive to stroke width and small shifts. Each pixel's gradient magnitude is split
     between the two nearest of `bins` orientations (unsigned, 0-180 degrees), summed over
-    `cell` x `cell` windows every `stride` pixels, and square-root compressed. Stateless.
+    `cell` x `cell` windows every `stride` pixels, and square-root compressed.
     """
 
     def __init__(self, bins: int = 9, cell: int = 7, stride: int = 3) -> None:
@@ -63,37 +86,45 @@ class GradientHistograms(TransformerMixin, BaseEstimator):
         self.cell = cell
         self.stride = stride
 
-    def fit(self, X: np.ndarray, y: object = None) -> GradientHistograms:
-        return self
-
-    def _pooling(self) -> np.ndarray:
-        starts = np.arange(0, SIDE - self.cell + 1, self.stride)
-        offsets = np.arange(SIDE) - starts[:, None]
-        return ((offsets >= 0) & (offsets < self.cell)).astype(np.float32)
-
     def transform(self, X: np.ndarray) -> np.ndarray:
         images = np.asarray(X, dtype=np.float32).reshape(-1, SIDE, SIDE)
+        n, bins, pixels = len(images), self.bins, SIDE * SIDE
         gy = np.zeros_like(images)
         gx = np.zeros_like(images)
-        gy[:, 1:-1] = images[:, 2:] - images[:, :-2]
-        gx[:, :, 1:-1] = images[:, :, 2:] - images[:, :, :-2]
+        np.subtract(images[:, 2:], images[:, :-2], out=gy[:, 1:-1])
+        np.subtract(images[:, :, 2:], images[:, :, :-2], out=gx[:, :, 1:-1])
         magnitude = np.sqrt(gx * gx + gy * gy)
-        angle = np.mod(np.arctan2(gy, gx), np.pi) / np.pi * self.bins  # 0..bins
-        lower = np.floor(angle).astype(np.intp) % self.bins
-        upper = (lower + 1) % self.bins
-        share = (angle - np.floor(angle)).astype(np.float32)
-        # each pixel votes for its two neighbouring orientations (never the same bin, so the
-        # second write never lands on the first)
-        votes = np.zeros((*images.shape, self.bins), dtype=np.float32)
-        np.put_along_axis(votes, lower[..., None], (magnitude * (1 - share))[..., None], axis=3)
-        np.put_along_axis(votes, upper[..., None], (magnitude * share)[..., None], axis=3)
+        angle = np.mod(np.arctan2(gy, gx), np.pi) / np.pi * bins  # 0..bins
+        floor = np.floor(angle)
+        share = angle - floor
+        lower = floor.astype(np.intp) % bins
+        upper = lower + 1
+        upper[upper == bins] = 0
+        # Each pixel votes for its two neighbouring orientations, written straight into a
+        # (n, bins, 28, 28) array by flat index. The two never share a bin, so the second
+        # write never lands on the first.
+        votes = np.zeros((n, bins, SIDE, SIDE), dtype=np.float32)
+        flat = votes.reshape(-1)
+        pixel = (np.arange(n) * (bins * pixels))[:, None, None] + _PIXELS
+        flat[pixel + lower * pixels] = magnitude * (1 - share)
+        flat[pixel + upper * pixels] = magnitude * share
         # window sums: pool rows and columns with a 0/1 matrix, one window per row of it
-        pool = self._pooling()
-        cells = pool @ np.moveaxis(votes, 3, 1) @ pool.T  # (n, bins, windows, windows)
-        return np.sqrt(np.moveaxis(cells, 1, 3).reshape(len(images), -1))
+        pool, pool_t = _pooling(self.cell, self.stride)
+        cells = pool @ votes @ pool_t  # (n, bins, windows, windows)
+        return np.sqrt(np.moveaxis(cells, 1, 3).reshape(n, -1))
 
 
-class RBFKernel(TransformerMixin, BaseEstimator):
+@functools.cache
+def _pooling(cell: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 0/1 matrix whose rows are the windows (`cell` wide, every `stride`), and its
+    transpose, made contiguous for the product."""
+    starts = np.arange(0, SIDE - cell + 1, stride)
+    offsets = np.arange(SIDE) - starts[:, None]
+    pool = ((offsets >= 0) & (offsets < cell)).astype(np.float32)
+    return pool, np.ascontiguousarray(pool.T)
+
+
+class RBFKernel(_Stateless):
     """exp(-gamma * |x - c|^2) against fixed centres: a fitted Nystroem map, minus its matrix.
 
     Nystroem's transform is K(x, centres) @ N.T with an n x n normalisation N. Followed by a
@@ -104,9 +135,6 @@ class RBFKernel(TransformerMixin, BaseEstimator):
     def __init__(self, centres: np.ndarray, gamma: float) -> None:
         self.centres = centres
         self.gamma = gamma
-
-    def fit(self, X: np.ndarray, y: object = None) -> RBFKernel:
-        return self
 
     def _prepared(self) -> tuple[np.ndarray, np.ndarray]:
         """The centres transposed for the product, and their squared norms: computed once."""
@@ -140,13 +168,13 @@ _WITHIN_AN_IMAGE = np.zeros((3, 3, 3), dtype=bool)
 _WITHIN_AN_IMAGE[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
 
 
-class Loops(TransformerMixin, BaseEstimator):
+class Loops(_Stateless):
     """Where a digit encloses paper: its holes (a 0's, a 6's below, a 9's above, an 8's two),
     pooled over `cell` x `cell` blocks and square-root compressed, times `weight`.
 
     Whether a loop is closed, and where, is what tells a 6 from a 5, a 9 from a 3 and a box
     drawn as a 0 from a 1, yet it is a few pixels of gradient among hundreds. A hole is paper
-    (below `level`) that no 4-connected path joins to the frame. Stateless.
+    (below `level`) that no 4-connected path joins to the frame.
     """
 
     def __init__(self, cell: int = 7, level: float = 0.3, weight: float = 8.0) -> None:
@@ -154,30 +182,25 @@ class Loops(TransformerMixin, BaseEstimator):
         self.level = level
         self.weight = weight
 
-    def fit(self, X: np.ndarray, y: object = None) -> Loops:
-        return self
-
     def transform(self, X: np.ndarray) -> np.ndarray:
         paper = np.asarray(X, dtype=np.float32).reshape(-1, SIDE, SIDE) < self.level
+        n, cell = len(paper), self.cell
         labels, count = ndimage.label(paper, structure=_WITHIN_AN_IMAGE)
         enclosed = np.ones(count + 1, dtype=np.float32)
-        enclosed[labels[:, [0, -1], :]] = 0  # paper that reaches the frame
-        enclosed[labels[:, :, [0, -1]]] = 0
+        for edge in (labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]):
+            enclosed[edge] = 0  # paper that reaches the frame
         enclosed[0] = 0  # ink
         holes = enclosed[labels]
-        blocks = SIDE // self.cell
-        pooled = holes.reshape(len(holes), blocks, self.cell, blocks, self.cell).mean(axis=(2, 4))
-        return np.sqrt(pooled.reshape(len(holes), -1)) * np.float32(self.weight)
+        blocks = SIDE // cell
+        pooled = holes.reshape(n, blocks, cell, blocks, cell).sum(axis=(2, 4)) / (cell * cell)
+        return np.sqrt(pooled.reshape(n, -1)) * np.float32(self.weight)
 
 
-class SideBySide(TransformerMixin, BaseEstimator):
+class SideBySide(_Stateless):
     """The outputs of several stateless transforms of the same input, concatenated."""
 
     def __init__(self, parts: list[tuple[str, TransformerMixin]]) -> None:
         self.parts = parts
 
-    def fit(self, X: np.ndarray, y: object = None) -> SideBySide:
-        return self
-
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return np.hstack([part.transform(X) for _, part in self.parts])
+        return np.concatenate([part.transform(X) for _, part in self.parts], axis=1)

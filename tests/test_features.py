@@ -39,6 +39,41 @@ def test_gradient_histograms_match_the_reference(holdout: dataset.Digits) -> Non
         assert np.allclose(row, reference_histograms(image, 9, 7, 3), atol=1e-4)
 
 
+def reference_deskew(image: np.ndarray) -> np.ndarray:
+    """Deskew the slow way: the slant from the ink's moments, then each row shifted by
+    interpolating along it, paper beyond the frame."""
+    rows, cols = np.mgrid[0:28, 0:28]
+    mass = image.sum() or 1.0
+    cy, cx = (image * rows).sum() / mass, (image * cols).sum() / mass
+    var_y = (image * (rows - cy) ** 2).sum() / mass
+    slant = (image * (rows - cy) * (cols - cx)).sum() / mass / max(var_y, 1e-3)
+    out = np.zeros_like(image)
+    for r in range(28):
+        source = np.arange(28) + slant * (r - cy)
+        out[r] = np.interp(source, np.arange(-1, 29), np.pad(image[r], 1), left=0, right=0)
+    return out
+
+
+def test_deskew_matches_the_reference(holdout: dataset.Digits) -> None:
+    images = holdout.images[:20] / np.float32(255)
+    fast = Deskew().transform(images.reshape(20, -1)).reshape(20, 28, 28)
+    for image, row in zip(images, fast, strict=True):
+        assert np.allclose(row, reference_deskew(image.astype(np.float64)), atol=1e-4)
+
+
+def test_transforms_of_a_batch_equal_those_one_at_a_time(holdout: dataset.Digits) -> None:
+    """Each transform reads a batch with one set of whole-array operations (for one image,
+    numpy's cost per call is most of the cost): no image's result depends on the others'.
+    (Deskew's products may be summed in another order by BLAS for a batch: the last bit.)"""
+    images = (holdout.images[:30] / np.float32(255)).reshape(30, -1)
+    images[7] = 0  # a blank among them
+    for transform in (Deskew(), GradientHistograms(), Loops()):
+        together = transform.transform(images)
+        alone = np.concatenate([transform.transform(image[None]) for image in images])
+        assert np.allclose(together, alone, rtol=0, atol=1e-5), type(transform).__name__
+        assert isinstance(transform, Deskew) or np.array_equal(together, alone)
+
+
 def test_deskew_makes_a_slanted_stroke_upright() -> None:
     slanted = np.zeros((28, 28), np.float32)
     for row in range(4, 24):  # a line leaning right by 1 px every 2 rows

@@ -49,6 +49,18 @@ def test_mnist_format_passes_through_unchanged(holdout: dataset.Digits) -> None:
         assert np.abs(np.array(centre) - preprocessing.CENTRE).max() <= 0.5
 
 
+def test_marks_are_counted_per_image_in_a_batch() -> None:
+    """One labelling counts the strong marks of every image of a batch (8-connected, never
+    across images), blank images among them included."""
+    masks = np.zeros((5, 28, 28), dtype=bool)
+    masks[1, 2:5, 2:5] = masks[1, 10, 10] = masks[1, 11, 11] = True  # 2: diagonal joins
+    masks[1, 20:22, 0:28] = True  # 3
+    masks[3, 27, 27] = True  # 1, at the corner next to image 4's first pixel
+    masks[4, 0, 0] = masks[4, 5, 5] = True  # 2
+    assert preprocessing._pieces(masks).tolist() == [0, 3, 0, 1, 2]
+    assert [preprocessing._pieces(mask[None])[0] for mask in masks] == [0, 3, 0, 1, 2]
+
+
 def test_many_uploads_at_once_match_one_by_one(holdout: dataset.Digits) -> None:
     rng = np.random.default_rng(2)
     uploads = [png(d) for d in holdout.images[:40]] + [styles.paper_photo(holdout.images[0], rng)]
