@@ -1,0 +1,163 @@
+"""What an upload costs in-process: this checkout beside another, measured in turns.
+
+Each side is a fresh interpreter on its own code, with BLAS on one thread as in the prediction
+processes, timing `predictor.Reader.predict` (decode, preprocess, classify) on:
+
+- one MNIST-format PNG at a time (held-out digits, the same bytes for both sides);
+- MNIST-format PNGs in batches of 8 and of 256 (per image);
+- each real upload of ../shared/realdigits-dev, one at a time (median, overall and per kind).
+
+Rounds alternate between the sides, so both meet the same machine; the table gives each side's
+median over the rounds and their ratio. Both sides first read every upload once and say
+whether their answers (every probability) are the same bit for bit: a change meant only to be
+faster keeps them. Speed on this shared machine varies from day to day by
+a factor of three: the ratio is the figure to compare, the milliseconds are today's.
+
+    python -m bench.cost [--baseline REF] [--rounds 7] [--model PATH] [--baseline-model PATH]
+
+Without --model, this checkout's model is trained first (`python -m model train`); without
+--baseline-model the baseline trains its own, with its own code. Without --baseline only this
+checkout is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import dataset
+import styles
+from bench.common import ROOT, load_mnist, mnist_dir, table
+
+MNIST_IMAGES = 300
+ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+SIDE_SCRIPT = Path(__file__).with_name("cost_side.py")
+
+
+class Side:
+    """A worker process and the rounds it has measured."""
+
+    def __init__(self, name: str, root: Path, model_path: Path, inputs: Path) -> None:
+        self.name = name
+        # -P: the script's folder (bench/, with its numbers.py) is not put on the path
+        command = [sys.executable, "-P", str(SIDE_SCRIPT), str(root), str(model_path), str(inputs)]
+        self.process = subprocess.Popen(
+            command,
+            cwd=root,
+            env={**os.environ, **ONE_THREAD},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        hello = self._answer()
+        self.version, self.answers = hello["version"], hello["answers"]
+        self.rounds: list[dict[str, float]] = []
+
+    def _answer(self) -> dict[str, object]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the side measuring {self.name} stopped")
+        answer: dict[str, object] = json.loads(line)
+        return answer
+
+    def round(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        self.rounds.append({key: float(value) for key, value in self._answer().items()})  # type: ignore[arg-type]
+
+    def median(self, key: str) -> float:
+        return statistics.median(round_[key] for round_ in self.rounds)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """The tree of `ref`, unpacked (no worktree bookkeeping left behind)."""
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def train(root: Path, path: Path) -> Path:
+    """A model trained by the code at `root`, as its first boot would."""
+    env = {**os.environ, "MNIST_DATA_DIR": str(mnist_dir()), "MODEL_PATH": str(path)}
+    subprocess.run([sys.executable, "-m", "model", "train"], cwd=root, env=env, check=True)
+    return path
+
+
+def real_uploads(folder: Path) -> list[tuple[str, bytes]]:
+    if not (folder / "labels.csv").is_file():
+        print(f"no real uploads at {folder}: measuring MNIST-format uploads only", flush=True)
+        return []
+    with (folder / "labels.csv").open() as labels:
+        return [
+            (row["kind"], (folder / row["file"]).read_bytes()) for row in csv.DictReader(labels)
+        ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", help="a git ref to measure beside this checkout")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--model", type=Path, help="this checkout's model file")
+    parser.add_argument("--baseline-model", type=Path, help="the baseline's model file")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "realdigits-dev")
+    args = parser.parse_args()
+
+    _, holdout = dataset.split(load_mnist())
+    pngs = [styles.mnist_png(image, None) for image in holdout.images[:MNIST_IMAGES]]
+    with tempfile.TemporaryDirectory() as tmp:
+        temp = Path(tmp)
+        inputs = temp / "inputs.pickle"
+        inputs.write_bytes(pickle.dumps({"mnist": pngs, "real": real_uploads(args.data)}))
+        sides = [
+            Side("this checkout", ROOT, args.model or train(ROOT, temp / "this.joblib"), inputs)
+        ]
+        if args.baseline:
+            root = checkout(args.baseline, Path(tempfile.mkdtemp(dir=temp)))
+            given = args.baseline_model
+            trained = given.resolve() if given else train(root, temp / "baseline.joblib")
+            sides.insert(0, Side(args.baseline, root, trained, inputs))
+        try:
+            for number in range(args.rounds):
+                for side in sides if number % 2 == 0 else sides[::-1]:
+                    side.round()
+                print(f"round {number + 1} of {args.rounds}", flush=True)
+        finally:
+            for side in sides:
+                side.close()
+
+    keys = list(sides[0].rounds[0])
+    header = ["median ms", *(f"{side.name} ({side.version})" for side in sides)]
+    rows: list[list[object]] = []
+    for key in keys:
+        values = [side.median(key) for side in sides]
+        rows.append([key, *(f"{value * 1000:.3f}" for value in values)])
+        if len(sides) == 2:
+            rows[-1].append(f"{values[1] / values[0]:.2f}x")
+    if len(sides) == 2:
+        header.append("ratio")
+    print(f"\n{args.rounds} rounds, BLAS on one thread")
+    if len(sides) == 2:
+        same = sides[0].answers == sides[1].answers
+        print("answers: " + ("the same, bit for bit" if same else "DIFFERENT between the sides"))
+    print()
+    print(table(header, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

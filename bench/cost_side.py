@@ -1,0 +1,73 @@
+"""One side of bench/cost.py: a checkout's own code and model. It first answers with a digest
+of its answers to every upload, then times a round of uploads for each line read on stdin,
+answering each with one line of JSON. Imports nothing of the
+checkout that runs it: the code measured is the one at the root it is given.
+
+    python bench/cost_side.py ROOT MODEL INPUTS
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import statistics
+import sys
+import time
+from pathlib import Path
+
+STREAM = 1024  # MNIST PNGs per batched measurement: whole batches of 8 and of 256
+
+
+def main(root: Path, model_path: Path, inputs: Path) -> None:
+    """Load the code at `root` and its model, then answer rounds until stdin closes."""
+    sys.path.insert(0, str(root))
+    import model
+    import predictor
+
+    with inputs.open("rb") as stream:
+        given = pickle.load(stream)
+    pngs: list[bytes] = given["mnist"]
+    real: list[tuple[str, bytes]] = given["real"]
+    reader = predictor.Reader(model.load(model_path), 50_000_000)
+
+    def each(uploads: list[bytes]) -> list[float]:
+        seconds = []
+        for upload in uploads:
+            start = time.perf_counter()
+            reader.predict([upload])
+            seconds.append(time.perf_counter() - start)
+        return seconds
+
+    def per_image(batch: int) -> float:
+        stream = [pngs[i % len(pngs)] for i in range(STREAM)]
+        start = time.perf_counter()
+        for first in range(0, STREAM, batch):
+            reader.predict(stream[first : first + batch])
+        return (time.perf_counter() - start) / STREAM
+
+    # what it answers, bit for bit: a code change meant to be only faster keeps this
+    answers = hashlib.sha256()
+    for upload in [*pngs, *(data for _, data in real)]:
+        (outcome,) = reader.predict([upload])
+        answers.update(repr(getattr(outcome, "probabilities", outcome)).encode())
+    hello = {"version": reader.model.info.version, "answers": answers.hexdigest()[:12]}
+    print(json.dumps(hello), flush=True)
+    for _ in sys.stdin:
+        real_seconds = each([data for _, data in real])
+        round_ = {
+            "one MNIST PNG": statistics.median(each(pngs)),
+            "MNIST PNGs in batches of 8, per image": per_image(8),
+            "MNIST PNGs in a batch of 256, per image": per_image(256),
+        }
+        if real:
+            round_["real upload, median"] = statistics.median(real_seconds)
+            for kind in sorted({kind for kind, _ in real}):
+                round_[f"real upload, {kind}"] = statistics.median(
+                    [s for (k, _), s in zip(real, real_seconds, strict=True) if k == kind]
+                )
+        print(json.dumps(round_), flush=True)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
