@@ -12,7 +12,7 @@ arithmetic for one digit and which a pipeline that ends in a classifier never us
 from __future__ import annotations
 
 import functools
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 from scipy import ndimage
@@ -23,9 +23,12 @@ _ROWS = np.arange(SIDE, dtype=np.float32)
 _PIXELS = np.arange(SIDE * SIDE).reshape(SIDE, SIDE)
 
 
-class _Stateless(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
-    """A transform that learns nothing: `fit` returns it as it is. (scikit-learn's
-    `__init_subclass__` takes `auto_wrap_output_keys`; mypy sees it untyped.)"""
+class _Stateless(TransformerMixin, BaseEstimator):
+    """A transform that learns nothing: `fit` returns it as it is."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # every subclass, not only this one, opts out of set_output's wrapping of `transform`
+        super().__init_subclass__(auto_wrap_output_keys=None, **kwargs)
 
     def fit(self, X: np.ndarray, y: object = None) -> Self:
         return self

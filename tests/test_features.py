@@ -74,6 +74,14 @@ def test_transforms_of_a_batch_equal_those_one_at_a_time(holdout: dataset.Digits
         assert isinstance(transform, Deskew) or np.array_equal(together, alone)
 
 
+def test_transforms_are_not_wrapped_by_set_output() -> None:
+    """scikit-learn wraps a transformer's `transform` (functools.wraps) for set_output unless
+    the class opts out; the wrapper cost more per call than one digit's arithmetic, and a
+    pipeline ending in a classifier never uses it."""
+    for transform in (Deskew, GradientHistograms, Loops, RBFKernel, SideBySide):
+        assert not hasattr(transform.transform, "__wrapped__"), transform.__name__
+
+
 def test_deskew_makes_a_slanted_stroke_upright() -> None:
     slanted = np.zeros((28, 28), np.float32)
     for row in range(4, 24):  # a line leaning right by 1 px every 2 rows
