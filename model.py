@@ -49,7 +49,8 @@ from features import Deskew, GradientHistograms, Loops, RBFKernel, SideBySide
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when the cache layout changes; older files are then retrained
+FORMAT = 3  # bump when the cache layout or what it holds changes; older files are retrained
+# (3: the whole-digit head learnt where touching digits meet, and the version covers it)
 SEED = 0
 CHUNK = 4096  # digits per chunk when computing training features
 DIGITS = np.arange(10)
@@ -64,7 +65,7 @@ class UnusableCache(Exception):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    version: str  # content hash of the fitted pipeline: the same data gives the same version
+    version: str  # content hash of the fitted model: the same data gives the same version
     training_digits: int
     holdout_digits: int
     holdout_accuracy: float
@@ -230,8 +231,9 @@ def with_stroke_widths(digits: dataset.Digits) -> tuple[np.ndarray, np.ndarray]:
     return _inputs(np.concatenate([images, thinner, thicker])), np.tile(digits.labels, 3)
 
 
-def _version(pipeline: Pipeline) -> str:
-    return "sgd-" + hashlib.sha256(pickle.dumps(pipeline, protocol=5)).hexdigest()[:12]
+def _version(pipeline: Pipeline, whole: SGDClassifier | None) -> str:
+    """The content hash of what the model answers with: the digit pipeline and the head."""
+    return "sgd-" + hashlib.sha256(pickle.dumps((pipeline, whole), protocol=5)).hexdigest()[:12]
 
 
 def train(
@@ -252,7 +254,7 @@ def train(
     accuracy = float(np.mean(pipeline.predict(as_inputs(holdout)) == holdout.labels))
     elapsed = time.perf_counter() - start
     info = ModelInfo(
-        version=_version(pipeline),
+        version=_version(pipeline, whole),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         training_digits=len(training),
         holdout_digits=len(holdout),

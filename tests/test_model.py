@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -30,6 +31,15 @@ def test_training_fills_in_the_metadata(trained: model.DigitModel) -> None:
     assert info.data_source == str(SAMPLE_DIR)
     assert info.holdout_accuracy >= 0.9  # 800 training digits; the full figures are benchmarks
     assert type(trained.pipeline[-1]).__name__ == "SGDClassifier"
+
+
+def test_the_version_covers_the_whole_digit_head(trained: model.DigitModel) -> None:
+    """/predict/number answers with the version too: a head trained anew is a new model."""
+    assert trained.whole is not None
+    assert model._version(trained.pipeline, trained.whole) == trained.info.version
+    other = copy.deepcopy(trained.whole)
+    other.intercept_ = other.intercept_ + 1.0
+    assert model._version(trained.pipeline, other) != trained.info.version
 
 
 def test_same_data_gives_the_same_model_file(
