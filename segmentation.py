@@ -36,7 +36,8 @@ import preprocessing
 from errors import NoDigitFound, ServiceError
 from preprocessing import NO_DIGIT
 
-SIDE = 768  # a number is read at up to this many pixels on its longer side
+SIDE = 768  # a number is read at up to this many pixels on its longer side...
+GLANCE = 384  # ...after a first look at this many (large digits are read from that look)
 SPECK_FRACTION = 0.05  # marks lighter than 5% of the heaviest are specks, never a digit alone
 FLAT = 6.0  # a mark this many times wider than tall...
 RULED = 2.5  # ...and wider than 2.5 digit heights is a ruled line, not a digit's bar
@@ -120,9 +121,42 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     `max_digits`."""
     full_width = image.info.get("full_size", image.size)[0]
     to_upload = full_width / image.width  # a JPEG may have been decoded at a reduced scale
-    ink = preprocessing.ink_map(image, SIDE)
+    # A first look at a smaller size: digits with more than enough pixels even there (a
+    # canvas, a page photo of a large number) are reduced from this look to DIGIT_HEIGHT, as
+    # they would have been from the working size.
+    ink = preprocessing.ink_map(image, GLANCE)
     frame = _frame(ink, image.size, (0, 0), to_upload)
     labels, marks = _line(ink, max_digits)
+    height = _height(marks)
+    if height > REDUCE_ABOVE * DIGIT_HEIGHT:
+        ink, frame = _reduced(ink, height, frame)
+        labels, marks = _line(ink, max_digits)
+    else:
+        if max(image.size) > max(ink.shape) * 1.01:
+            ink = preprocessing.ink_map(image, SIDE)
+            frame = _frame(ink, image.size, (0, 0), to_upload)
+            labels, marks = _line(ink, max_digits)
+        ink, frame, labels, marks = _at_digit_height(
+            image, ink, frame, labels, marks, to_upload, max_digits
+        )
+    groups = _groups(marks)
+    if len(groups) > max_digits:
+        raise TooManyDigits(_too_many(max_digits))
+    return _classify(ink, labels, groups, classify, frame, max_digits)
+
+
+def _at_digit_height(
+    image: Image.Image,
+    ink: np.ndarray,
+    frame: _Frame,
+    labels: np.ndarray,
+    marks: dict[int, Span],
+    to_upload: float,
+    max_digits: int,
+) -> tuple[np.ndarray, _Frame, np.ndarray, dict[int, Span]]:
+    """The ink map at the working size, and its line, brought to about DIGIT_HEIGHT: digits
+    lower than that in a reduced frame are read again from the image at full resolution,
+    taller ones reduced."""
     height = _height(marks)
     pixels = image.width / ink.shape[1]  # decoded pixels per ink map pixel
     if height < DIGIT_HEIGHT and pixels > 1.01:  # reduced for speed: read it again, sharper
@@ -142,10 +176,7 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     if height > REDUCE_ABOVE * DIGIT_HEIGHT:  # more pixels than needed: fewer, faster
         ink, frame = _reduced(ink, height, frame)
         labels, marks = _line(ink, max_digits)
-    groups = _groups(marks)
-    if len(groups) > max_digits:
-        raise TooManyDigits(_too_many(max_digits))
-    return _classify(ink, labels, groups, classify, frame, max_digits)
+    return ink, frame, labels, marks
 
 
 def _reduced(ink: np.ndarray, height: int, frame: _Frame) -> tuple[np.ndarray, _Frame]:
