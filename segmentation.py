@@ -10,7 +10,7 @@ working size, since a number is wider than a digit. Then:
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
    detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
    line's digits beside one; neighbours with hardly any paper between them are read together.
-3. `_splits`, `_cut_paths`, `_best_path`: a group wider than one digit can be may be touching
+3. `_cuts`, `_cut_paths`, `_best_path`: a group wider than one digit can be may be touching
    digits. Its parts between cuts (from the columns of least ink, and a grid, each cut
    running down the path of least ink near its column) are all framed and classified at
    once, and the group is read as the run of parts, left edge to right, that is likeliest:
@@ -417,7 +417,7 @@ def _classify(
     for i, (values, parts) in enumerate(zip(inks, tried, strict=True)):
         read_whole = parts.get((0, values.shape[1]))
         if read_whole is None or read_whole.score(line) + bonus[i] <= 0:
-            splits += [(i, cut, part) for cut, part in _split(values)]
+            splits += [(i, cut, part) for cut, part in _parts(values)]
     _frame_parts(splits, groups, tried, classify)
     chosen: list[_Part] = []
     for values, parts, prior in zip(inks, tried, bonus, strict=True):
@@ -444,10 +444,10 @@ def _group_ink(
     return np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
 
 
-def _split(values: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
-    """The parts of a group's ink between the cuts its width allows (`_splits`), each cut
+def _parts(values: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """The parts of a group's ink between the cuts its width allows (`_cuts`), each cut
     running down its path (`_cut_paths`): ((start, stop), the part's ink in the group's box)."""
-    cuts = _splits(values)
+    cuts = _cuts(values)
     edges = sorted({edge for cut in cuts for edge in cut} - {0, values.shape[1]})
     paths = dict(zip(edges, _cut_paths(values, edges), strict=True))
     columns = np.arange(values.shape[1])
@@ -573,7 +573,7 @@ def _span(values: np.ndarray, top: int, left: int) -> Span:
     return top + int(rows[0]), top + int(rows[-1]) + 1, left + first, left + last + 1
 
 
-def _splits(values: np.ndarray) -> list[tuple[int, int]]:
+def _cuts(values: np.ndarray) -> list[tuple[int, int]]:
     """The parts (start, stop cut columns) a group may be read as besides its whole, when it is
     wide enough to be touching digits: every part between two of its cut columns (the columns
     of least ink: the paper or thin crossing between digits) that is as wide as a digit may
@@ -641,7 +641,7 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
             cut = max(1, round(one.shape[1] * rng.uniform(0.3, 0.7)))
             fragment = one[:, :cut] if rng.random() < 0.5 else one[:, cut:]
             rows = np.flatnonzero(fragment.any(axis=1))
-            # a part this narrow is never tried (_splits): cut from a 1, it is still a 1
+            # a part this narrow is never tried (_cuts): cut from a 1, it is still a 1
             if len(rows) and fragment.shape[1] >= THINNEST * (rows[-1] - rows[0] + 1):
                 add(fragment, 0)
         else:
