@@ -123,19 +123,22 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     to_upload = full_width / image.width  # a JPEG may have been decoded at a reduced scale
     # A first look at a smaller size: digits with more than enough pixels even there (a
     # canvas, a page photo of a large number) are reduced from this look to DIGIT_HEIGHT, as
-    # they would have been from the working size.
-    ink = preprocessing.ink_map(image, GLANCE)
-    frame = _frame(ink, image.size, (0, 0), to_upload)
-    labels, marks = _line(ink, max_digits)
-    height = _height(marks)
-    if height > REDUCE_ABOVE * DIGIT_HEIGHT:
-        ink, frame = _reduced(ink, height, frame)
+    # they would have been from the working size; the rest are read at the working size.
+    try:
+        ink = preprocessing.ink_map(image, GLANCE)
+        labels, marks = _line(ink, max_digits)
+        seen = True
+    except NoDigitFound:  # too little of it at this size: the working size decides
+        seen = False
+    if seen and _height(marks) > REDUCE_ABOVE * DIGIT_HEIGHT:
+        frame = _frame(ink, image.size, (0, 0), to_upload)
+        ink, frame = _reduced(ink, _height(marks), frame)
         labels, marks = _line(ink, max_digits)
     else:
-        if max(image.size) > max(ink.shape) * 1.01:
+        if not seen or max(image.size) > GLANCE:  # else the look was at the working size
             ink = preprocessing.ink_map(image, SIDE)
-            frame = _frame(ink, image.size, (0, 0), to_upload)
             labels, marks = _line(ink, max_digits)
+        frame = _frame(ink, image.size, (0, 0), to_upload)
         ink, frame, labels, marks = _at_digit_height(
             image, ink, frame, labels, marks, to_upload, max_digits
         )
