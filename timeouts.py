@@ -35,8 +35,10 @@ HEADER_TIMEOUT = float(os.environ.get("HEADER_TIMEOUT", "10"))
 BODY_TIMEOUT = float(os.environ.get("BODY_TIMEOUT", "30"))
 
 
-class _Deadlines:
-    """The timer both protocols share: one deadline at a time, for the phase the request is in."""
+class _Deadlines(asyncio.Protocol):
+    """The timer both protocols share: one deadline at a time, for the phase the request is in,
+    and the hooks both take it from. (Mixed in before uvicorn's protocol, whose hooks its
+    `super()` calls reach.)"""
 
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
@@ -44,6 +46,18 @@ class _Deadlines:
     client: tuple[str, int] | None
     _timer: asyncio.TimerHandle | None = None
     _awaiting_headers = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]  # uvicorn's, next in the MRO
+        self._request_in()  # uvicorn's hook armed its keep-alive timer for the idle time
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
 
     def _await_headers(self) -> None:
         self._awaiting_headers = True
@@ -79,21 +93,9 @@ class _Deadlines:
 class TimedH11Protocol(_Deadlines, H11Protocol):
     """uvicorn's h11 protocol (pure Python) with the deadlines."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_headers()
-
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._follow()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()  # arms uvicorn's keep-alive timer for the idle time
-        self._request_in()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timer()
-        super().connection_lost(exc)
 
     def _follow(self) -> None:
         """After bytes arrived: which phase the request is in, and its timer."""
@@ -113,10 +115,6 @@ class TimedHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
     """uvicorn's httptools protocol (llhttp, in C) with the deadlines, driven by the parser's
     callbacks: a request begins, its headers are complete, a piece of body, its end."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_headers()
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if not self._awaiting_headers:  # a new request began on a kept-alive connection
@@ -134,14 +132,6 @@ class TimedHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._request_in()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()  # arms uvicorn's keep-alive timer for the idle time
-        self._request_in()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timer()
-        super().connection_lost(exc)
 
 
 class UvicornWorker(uvicorn_worker.UvicornWorker):
