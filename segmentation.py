@@ -127,39 +127,14 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     try:
         ink = preprocessing.ink_map(image, GLANCE)
         labels, marks = _line(ink, max_digits)
-        seen = True
+        large = _height(marks) > REDUCE_ABOVE * DIGIT_HEIGHT
+        shrunk = max(image.size) > GLANCE  # the look was reduced: the working size has more
     except NoDigitFound:  # too little of it at this size: the working size decides
-        seen = False
-    if seen and _height(marks) > REDUCE_ABOVE * DIGIT_HEIGHT:
-        frame = _frame(ink, image.size, (0, 0), to_upload)
-        ink, frame = _reduced(ink, _height(marks), frame)
+        large, shrunk = False, True
+    if not large and shrunk:
+        ink = preprocessing.ink_map(image, SIDE)
         labels, marks = _line(ink, max_digits)
-    else:
-        if not seen or max(image.size) > GLANCE:  # else the look was at the working size
-            ink = preprocessing.ink_map(image, SIDE)
-            labels, marks = _line(ink, max_digits)
-        frame = _frame(ink, image.size, (0, 0), to_upload)
-        ink, frame, labels, marks = _at_digit_height(
-            image, ink, frame, labels, marks, to_upload, max_digits
-        )
-    groups = _groups(marks)
-    if len(groups) > max_digits:
-        raise TooManyDigits(_too_many(max_digits))
-    return _classify(ink, labels, groups, classify, frame, max_digits)
-
-
-def _at_digit_height(
-    image: Image.Image,
-    ink: np.ndarray,
-    frame: _Frame,
-    labels: np.ndarray,
-    marks: dict[int, Span],
-    to_upload: float,
-    max_digits: int,
-) -> tuple[np.ndarray, _Frame, np.ndarray, dict[int, Span]]:
-    """The ink map at the working size, and its line, brought to about DIGIT_HEIGHT: digits
-    lower than that in a reduced frame are read again from the image at full resolution,
-    taller ones reduced."""
+    frame = _frame(ink, image.size, (0, 0), to_upload)
     height = _height(marks)
     pixels = image.width / ink.shape[1]  # decoded pixels per ink map pixel
     if height < DIGIT_HEIGHT and pixels > 1.01:  # reduced for speed: read it again, sharper
@@ -179,7 +154,10 @@ def _at_digit_height(
     if height > REDUCE_ABOVE * DIGIT_HEIGHT:  # more pixels than needed: fewer, faster
         ink, frame = _reduced(ink, height, frame)
         labels, marks = _line(ink, max_digits)
-    return ink, frame, labels, marks
+    groups = _groups(marks)
+    if len(groups) > max_digits:
+        raise TooManyDigits(_too_many(max_digits))
+    return _classify(ink, labels, groups, classify, frame, max_digits)
 
 
 def _reduced(ink: np.ndarray, height: int, frame: _Frame) -> tuple[np.ndarray, _Frame]:
