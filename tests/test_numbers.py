@@ -96,13 +96,15 @@ def _touching(left: np.ndarray, right: np.ndarray, overlap: int) -> np.ndarray:
     return np.pad(ink, 4)
 
 
-# Of the 166 pairs of these digits that touch at an overlap of 2 or 3 px, the small test model
-# reads 124 right (87 before cuts followed paths and the whole-digit head learnt cuts where two
-# digits meet); these are some of them, 1s run into their neighbours among them.
+# Of the 166-168 pairs of these digits that touch at an overlap of 2 or 3 px, the small test
+# model reads 115-124 right, by the CPU's floating point (AVX2 or AVX-512 in numpy and OpenBLAS:
+# each trains a slightly different model from the same 800 digits); 87 before cuts followed paths
+# and the whole-digit head learnt cuts where two digits meet. These are some of the 103 read right
+# on all four paths, 1s run into their neighbours among them.
 @pytest.mark.parametrize(
     ("number", "overlap"),
-    [("00", 2), ("03", 3), ("14", 3), ("18", 2), ("38", 2), ("41", 3), ("47", 2), ("56", 3),
-     ("72", 3), ("90", 2)],
+    [("00", 2), ("03", 3), ("10", 3), ("14", 3), ("18", 2), ("38", 2), ("41", 2), ("47", 2),
+     ("59", 3), ("72", 3), ("90", 2)],
 )  # fmt: skip
 def test_touching_digits_are_split(
     trained: model.DigitModel, sure: dict[int, np.ndarray], number: str, overlap: int
@@ -112,6 +114,21 @@ def test_touching_digits_are_split(
     _, marks = ndimage.label(ink > 100, structure=np.ones((3, 3)))
     assert marks == 1  # one stroke: the two digits touch
     assert read(trained, paper(ink)) == number
+
+
+def test_most_touching_pairs_are_split(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """Every pair of these digits that touches at 2 or 3 px: at least 100 read right (115-124 on
+    the four floating-point paths above; 87 before cuts followed paths)."""
+    right = touching = 0
+    for number in (f"{first}{second}" for first in range(10) for second in range(10)):
+        for overlap in (2, 3):
+            ink = _touching(*digits_of(sure, number), overlap)
+            if ndimage.label(ink > 100, structure=np.ones((3, 3)))[1] == 1:
+                touching += 1
+                right += read(trained, paper(ink)) == number
+    assert touching >= 160 and right >= 100
 
 
 def test_a_cut_follows_the_paper_between_digits_whose_boxes_overlap() -> None:
@@ -226,10 +243,11 @@ def test_boxes_are_in_the_upload_s_own_pixels_after_exif_orientation(
     columns = np.flatnonzero((ink > 127).any(axis=0))
     rows = np.flatnonzero((ink > 127).any(axis=1))
     first, second = reading.boxes
-    # in the upright upload's pixels (8x the ink): the 6 starts at the number's left edge...
-    assert abs(first.x - columns[0] * 8) <= 8 and abs(first.y - rows[0] * 8) <= 12
+    # in the upright upload's pixels (8x the ink, to 1.5 ink pixels: the upload is blurred by
+    # its resizing and JPEG): the 6 starts at the number's left edge...
+    assert abs(first.x - columns[0] * 8) <= 12 and abs(first.y - rows[0] * 8) <= 12
     # ...and the 2 ends at its right edge; both boxes lie inside the upright image
-    assert abs(second.x + second.width - (columns[-1] + 1) * 8) <= 8
+    assert abs(second.x + second.width - (columns[-1] + 1) * 8) <= 12
     assert first.x + first.width <= second.x
     assert second.x + second.width <= upright.width and first.y + first.height <= upright.height
 
