@@ -121,14 +121,15 @@ def test_most_touching_pairs_are_split(
 ) -> None:
     """Every pair of these digits that touches at 2 or 3 px: at least 100 read right (115-124 on
     the four floating-point paths above; 87 before cuts followed paths)."""
-    right = touching = 0
+    read_right = touching = 0
     for number in (f"{first}{second}" for first in range(10) for second in range(10)):
+        left, right = digits_of(sure, number)
         for overlap in (2, 3):
-            ink = _touching(*digits_of(sure, number), overlap)
+            ink = _touching(left, right, overlap)
             if ndimage.label(ink > 100, structure=np.ones((3, 3)))[1] == 1:
                 touching += 1
-                right += read(trained, paper(ink)) == number
-    assert touching >= 160 and right >= 100
+                read_right += read(trained, paper(ink)) == number
+    assert touching >= 160 and read_right >= 100
 
 
 def test_a_cut_follows_the_paper_between_digits_whose_boxes_overlap() -> None:
