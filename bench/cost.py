@@ -5,7 +5,10 @@ processes, timing `predictor.Reader.predict` (decode, preprocess, classify) on:
 
 - one MNIST-format PNG at a time (held-out digits, the same bytes for both sides);
 - MNIST-format PNGs in batches of 8 and of 256 (per image);
-- each real upload of ../shared/realdigits-dev, one at a time (median, overall and per kind).
+- each real upload of ../shared/realdigits-dev, one at a time (median, overall and per kind);
+- 4-digit numbers of separate held-out digits as a canvas export and as a paper photo, read by
+  `predictor.Reader.read_number` (the first 30 of bench.numbers' rows "4 apart, canvas" and
+  "4 apart, paper photo": the same images).
 
 Rounds alternate between the sides, so both meet the same machine; the table gives each side's
 median over the rounds and their ratio. Both sides first read every upload once and say
@@ -35,9 +38,11 @@ from pathlib import Path
 
 import dataset
 import styles
+from bench import numbers
 from bench.common import ROOT, load_mnist, mnist_dir, table
 
 MNIST_IMAGES = 300
+NUMBERS = 30  # of each rendering
 ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 SIDE_SCRIPT = Path(__file__).with_name("cost_side.py")
 
@@ -122,7 +127,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         temp = Path(tmp)
         inputs = temp / "inputs.pickle"
-        inputs.write_bytes(pickle.dumps({"mnist": pngs, "real": real_uploads(args.data)}))
+        four = {
+            f"4-digit {rendering}": numbers.cell(holdout, 4, "apart", rendering, NUMBERS)[1]
+            for rendering in ("canvas", "paper photo")
+        }
+        inputs.write_bytes(
+            pickle.dumps({"mnist": pngs, "real": real_uploads(args.data), "numbers": four})
+        )
         sides = [
             Side("this checkout", ROOT, args.model or train(ROOT, temp / "this.joblib"), inputs)
         ]

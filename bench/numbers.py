@@ -105,19 +105,28 @@ def tesseract(images: list[bytes]) -> list[str]:
 
 
 def synthetic(holdout: dataset.Digits, count: int) -> list[tuple[str, list[str], list[bytes]]]:
-    cells = []
-    for length in LENGTHS:
-        for layout in styles.LAYOUTS:
-            for name, render in RENDERINGS.items():
-                rng = np.random.default_rng([length, styles.LAYOUTS.index(layout), len(name)])
-                truths, images = [], []
-                for _ in range(count):
-                    chosen = rng.choice(len(holdout), length, replace=False)
-                    truths.append("".join(str(d) for d in holdout.labels[chosen]))
-                    ink = styles.number(list(holdout.images[chosen]), rng, layout)
-                    images.append(render(ink, rng))
-                cells.append((f"{length} {layout}, {name}", truths, images))
-    return cells
+    return [
+        (f"{length} {layout}, {name}", *cell(holdout, length, layout, name, count))
+        for length in LENGTHS
+        for layout in styles.LAYOUTS
+        for name in RENDERINGS
+    ]
+
+
+def cell(
+    holdout: dataset.Digits, length: int, layout: str, rendering: str, count: int
+) -> tuple[list[str], list[bytes]]:
+    """One row of the table: `count` numbers of `length` held-out digits, their truths and
+    images (the same for every run: the seed is the row's)."""
+    rng = np.random.default_rng([length, styles.LAYOUTS.index(layout), len(rendering)])
+    render = RENDERINGS[rendering]
+    truths, images = [], []
+    for _ in range(count):
+        chosen = rng.choice(len(holdout), length, replace=False)
+        truths.append("".join(str(d) for d in holdout.labels[chosen]))
+        ink = styles.number(list(holdout.images[chosen]), rng, layout)
+        images.append(render(ink, rng))
+    return truths, images
 
 
 def real_numbers(count: int, length: int = 4) -> tuple[list[str], list[bytes]]:
