@@ -438,11 +438,12 @@ def lettering_marks(labels: np.ndarray, heavy: np.ndarray) -> np.ndarray:
 def _holes(mark: np.ndarray) -> int:
     """How many holes a mark encloses, counting those of at least 0.2% of its box (and 4 px):
     a digit's loops are large for its size, the counters of lettering small and many."""
-    holes = ndimage.binary_fill_holes(mark) & ~mark
-    labels, count = ndimage.label(holes)
-    if count == 0:
-        return 0
-    sizes = np.bincount(labels.ravel())[1:]
+    # The holes are the pieces of paper that do not reach the box's edge (4-connected, as
+    # binary_fill_holes floods): one labelling instead of a fill and a labelling of the holes.
+    paper, count = ndimage.label(~mark)
+    sizes = np.bincount(paper.ravel(), minlength=count + 1)
+    sizes[0] = 0  # the mark itself
+    sizes[np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])] = 0  # outside it
     return int((sizes >= max(MIN_HOLE_PIXELS, MIN_HOLE_FRACTION * mark.size)).sum())
 
 
