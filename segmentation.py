@@ -124,13 +124,15 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     # A first look at a smaller size: digits with more than enough pixels even there (a
     # canvas, a page photo of a large number) are reduced from this look to DIGIT_HEIGHT, as
     # they would have been from the working size; the rest are read at the working size.
+    shrunk = max(image.size) > GLANCE  # the look is reduced: the working size has more
     try:
         ink = preprocessing.ink_map(image, GLANCE)
         labels, marks = _line(ink, max_digits)
         large = _height(marks) > REDUCE_ABOVE * DIGIT_HEIGHT
-        shrunk = max(image.size) > GLANCE  # the look was reduced: the working size has more
     except NoDigitFound:  # too little of it at this size: the working size decides
-        large, shrunk = False, True
+        if not shrunk:
+            raise  # the look was the working size
+        large = False
     if not large and shrunk:
         ink = preprocessing.ink_map(image, SIDE)
         labels, marks = _line(ink, max_digits)
