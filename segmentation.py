@@ -392,8 +392,9 @@ def _classify(
     line = float(np.median([group.span[1] - group.span[0] for group in groups]))
     inks = [_group_ink(ink, labels, group, line_labels) for group in groups]
     tried: list[Parts] = [{} for _ in groups]
+    # as wide as one digit can be, for its height or the line's (a flat 0 is written low)
     wholes = [(i, (0, values.shape[1]), values) for i, values in enumerate(inks)
-              if values.shape[1] <= WIDEST * values.shape[0]]  # fmt: skip
+              if values.shape[1] <= WIDEST * max(values.shape[0], line)]  # fmt: skip
     _frame_parts(wholes, groups, tried, classify)
     bonus = [0.0 if group.close else WHOLE for group in groups]
     splits = []

@@ -86,6 +86,27 @@ def test_a_slanted_number(trained: model.DigitModel, sure: dict[int, np.ndarray]
     assert read(trained, paper(np.clip(slanted, 0, 255).astype(np.uint8))) == "4096"
 
 
+def _flattened(digit: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The digit's ink squeezed to `height` x `width` px, in the middle of its 28x28 frame."""
+    ink = digit[np.ix_(digit.any(axis=1), digit.any(axis=0))]
+    flat = np.asarray(Image.fromarray(ink).resize((width, height), Image.Resampling.BILINEAR))
+    framed = np.zeros_like(digit)
+    top, left = (28 - height) // 2, (28 - width) // 2
+    framed[top : top + height, left : left + width] = flat
+    return framed
+
+
+def test_a_digit_written_low_and_wide_is_one_digit(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A flat 0, half the line's height and more than 1.5 times as wide as it is high (wider for
+    its own height than any digit), is still one digit: as wide as one can be for the line's."""
+    flat = _flattened(sure[0], 10, 22)
+    ink = styles.number([sure[3], flat, sure[7]], np.random.default_rng(5), "apart")
+    assert read(trained, paper(ink)) == "307"
+    assert read(trained, styles.canvas_png(ink, np.random.default_rng(5))) == "307"
+
+
 def _touching(left: np.ndarray, right: np.ndarray, overlap: int) -> np.ndarray:
     """Two digits whose ink boxes overlap by `overlap` columns."""
     one, two = (digit[:, np.flatnonzero(digit.any(axis=0))] for digit in (left, right))
