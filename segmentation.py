@@ -629,7 +629,8 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
             if len(rows) and fragment.shape[1] >= THINNEST * (rows[-1] - rows[0] + 1):
                 add(fragment, 0)
         else:
-            overlap = min(int(rng.integers(1, 5)), two.shape[1])  # a 1 may be 1 px wide
+            # a 1 may be 1 px wide, on either side
+            overlap = min(int(rng.integers(1, 5)), one.shape[1], two.shape[1])
             pair = np.zeros((28, one.shape[1] + two.shape[1] - overlap), dtype=np.uint8)
             pair[:, : one.shape[1]] = one
             right = pair[:, one.shape[1] - overlap :]

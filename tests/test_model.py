@@ -139,6 +139,17 @@ def test_the_whole_digit_head_tells_digits_from_fragments_and_pairs(
     assert balanced > 0.65, balanced
 
 
+def test_whole_digit_pieces_of_digits_a_pixel_wide(holdout: dataset.Digits) -> None:
+    """A 1 drawn one pixel wide, on either side of a pair run together, is overlapped by at
+    most its own width (a wider overlap once cut the pair wrong and stopped the training)."""
+    thin = np.zeros((28, 28), dtype=np.uint8)
+    thin[4:24, 14] = 255
+    images = np.stack([thin, thin, thin, holdout.images[0], thin])
+    for seed in range(8):
+        pieces, whole = segmentation.training_pieces(images, np.random.default_rng(seed))
+        assert pieces.shape[1:] == (28, 28) and len(pieces) == len(whole) >= 3
+
+
 def test_missing_cache(tmp_path: Path) -> None:
     with pytest.raises(model.UnusableCache, match="no model file at"):
         model.load(tmp_path / "model.joblib")
