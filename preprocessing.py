@@ -536,17 +536,18 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2.0 * float(mask.sum()) / max(int((mask & ~inner).sum()), 1)
 
 
-def _strokes(ink: np.ndarray) -> np.ndarray:
+def _strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
     """The strokes of an ink map, cut at half the stroke level (the edge of a blurred stroke),
     together with the fainter parts that continue them (hysteresis, as Canny's edges): a pen
     that skips or a pencil pressed lightly leaves a stroke whose middle is faint (the bar of
     a 4), which a single cut would break in two. Faint marks touching no strong stroke stay out.
+    Also how many separate pieces they are.
     """
     labels, count = ndimage.label(ink > FAINT_STROKE, structure=np.ones((3, 3)))
     touching = np.zeros(count + 1, dtype=bool)  # the faint marks that hold a strong stroke
     touching[labels[ink > 0.5]] = True
     touching[0] = False
-    return touching[labels]
+    return touching[labels], int(touching.sum())
 
 
 def _grown(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -572,13 +573,14 @@ def restroke(digit: np.ndarray) -> np.ndarray:
     Photos, scans and drawings come with any pen, blur and contrast; MNIST's strokes are about
     2.7 px wide in the 20 px box. The digit is drawn at 4x the final scale, its strokes cut at
     half their level (the edge of a blurred stroke, with the faint parts that continue them),
-    thickened or thinned to the target width, and returned as a crisp 0/1 map for area
-    averaging to anti-alias as MNIST did. A small digit drawn with a thin or a grey pen (a
-    32 px scan) comes out as MNIST's pen would have drawn it, too.
+    thickened or thinned to the target width, gaps narrower than that pen between its pieces
+    drawn across (`_bridged`), and returned as a crisp 0/1 map for area averaging to anti-alias
+    as MNIST did. A small digit drawn with a thin or a grey pen (a 32 px scan) comes out as
+    MNIST's pen would have drawn it, too.
     """
     large = _resize(digit, RESTROKE * BOX)
-    mask = _strokes(large)
-    if not mask.any():
+    mask, pieces = _strokes(large)
+    if not pieces:
         raise NoDigitFound(NO_DIGIT)
     width = _stroke_width(mask)
     target = float(np.clip(width / RESTROKE, *STROKE_RANGE)) * RESTROKE
@@ -588,7 +590,31 @@ def restroke(digit: np.ndarray) -> np.ndarray:
         thinned = ~_grown(~mask, (width - target) / 2)  # no paper within that reach
         if thinned.any():
             mask = thinned
+    if pieces > 1 or width > target:  # (thinning may have parted a stroke at a narrow neck)
+        mask = _bridged(mask, target / 2)
     return _crop(mask.astype(np.float32))
+
+
+def _bridged(mask: np.ndarray, radius: float) -> np.ndarray:
+    """The strokes with the gaps between their pieces that are narrower than the pen drawn in
+    (a pen that skipped, a line drawn through the digit). What a closing by the pen's disc
+    adds is kept where it joins two pieces; where it only fills in one (a corner, a small
+    loop), it is not."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count < 2:
+        return mask
+    reach = int(np.ceil(radius))
+    padded = np.pad(mask, reach)  # so the closing is not cut off at the box's edge
+    closed = ~_grown(~_grown(padded, radius), radius)[reach:-reach, reach:-reach]
+    added, pieces = ndimage.label(closed & ~mask, structure=np.ones((3, 3)))
+    if pieces == 0:
+        return mask
+    # which pieces of the strokes each added region touches: it is kept if two or more
+    touching = ndimage.grey_dilation(added, size=(3, 3))[mask]
+    pairs = np.unique(touching * (count + 1) + labels[mask])
+    joins = np.bincount(pairs // (count + 1), minlength=pieces + 1) >= 2
+    joins[0] = False  # stroke pixels next to no added region
+    return mask | joins[added]
 
 
 def _require_digit_like(ink: np.ndarray, digit: np.ndarray, pieces: int) -> None:
