@@ -567,16 +567,16 @@ def _grown(mask: np.ndarray, radius: float) -> np.ndarray:
     return grown
 
 
-def restroke(digit: np.ndarray) -> np.ndarray:
+def restroke(digit: np.ndarray, bridge: bool = True) -> np.ndarray:
     """Redraw a digit with MNIST's pen: crisp strokes of MNIST's width for its size.
 
     Photos, scans and drawings come with any pen, blur and contrast; MNIST's strokes are about
     2.7 px wide in the 20 px box. The digit is drawn at 4x the final scale, its strokes cut at
     half their level (the edge of a blurred stroke, with the faint parts that continue them),
     thickened or thinned to the target width, gaps narrower than that pen between its pieces
-    drawn across (`_bridged`), and returned as a crisp 0/1 map for area averaging to anti-alias
-    as MNIST did. A small digit drawn with a thin or a grey pen (a 32 px scan) comes out as
-    MNIST's pen would have drawn it, too.
+    drawn across (`_bridged`, unless not `bridge`), and returned as a crisp 0/1 map for area
+    averaging to anti-alias as MNIST did. A small digit drawn with a thin or a grey pen (a
+    32 px scan) comes out as MNIST's pen would have drawn it, too.
     """
     large = _resize(digit, RESTROKE * BOX)
     mask, pieces = _strokes(large)
@@ -590,7 +590,7 @@ def restroke(digit: np.ndarray) -> np.ndarray:
         thinned = ~_grown(~mask, (width - target) / 2)  # no paper within that reach
         if thinned.any():
             mask = thinned
-    if pieces > 1 or width > target:  # (thinning may have parted a stroke at a narrow neck)
+    if bridge and (pieces > 1 or width > target):  # (thinning may part a stroke at a neck)
         mask = _bridged(mask, target / 2)
     return _crop(mask.astype(np.float32))
 
@@ -636,12 +636,13 @@ def _require_digit_like(ink: np.ndarray, digit: np.ndarray, pieces: int) -> None
         raise NoDigitFound(NO_DIGIT)  # many separate marks: text, noise or a pattern
 
 
-def frame_digit(ink: np.ndarray) -> np.ndarray:
-    """Crop to the digit's ink, scale its longer side to 20 px, centre its mass in 28x28."""
+def frame_digit(ink: np.ndarray, bridge: bool = True) -> np.ndarray:
+    """Crop to the digit's ink, scale its longer side to 20 px, centre its mass in 28x28
+    (`bridge`: as `restroke`)."""
     digit, pieces = _digit_only(ink)
     _require_digit_like(ink, digit, pieces)
     digit = _crop(digit)
-    digit = restroke(digit)
+    digit = restroke(digit, bridge)
     digit = _resize(digit, BOX)
     height, width = digit.shape
     mass = float(digit.sum())

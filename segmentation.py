@@ -593,8 +593,8 @@ def _cuts(values: np.ndarray) -> list[tuple[int, int]]:
 
 
 def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 digits framed as `_classify` frames the parts it tries, each labelled 1 when it
-    is one whole digit and 0 when it is not: for every MNIST digit of `images`, in turn, the
+    """28x28 digits framed as `_classify` frames the parts it tries (gaps left open), each
+    labelled 1 when it is one whole digit and 0 when not: for every MNIST digit of `images`, the
     digit itself; a fragment of it (its columns left or right of a cut at 30-70% of its width,
     unless that is narrower than any part tried: a fragment of a 1 is still a 1); it run
     into another digit (their boxes overlapping by 1-4 px), framed as one; it with a slice of
@@ -606,8 +606,12 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     whole: list[int] = []
 
     def add(ink: np.ndarray, label: int) -> None:
+        # framed as they were cut, gaps narrower than the pen left open: a head taught on
+        # bridged pieces read numbers worse (bench/numbers.py: 16 of 37 rows 1.7-8.3 points
+        # lower, 1 higher; touching digits the most), numbers in pieces included
+        padded = np.pad(ink.astype(np.float32) / 255, 14)
         try:
-            framed.append(preprocessing.frame_digit(np.pad(ink.astype(np.float32) / 255, 14)))
+            framed.append(preprocessing.frame_digit(padded, bridge=False))
         except NoDigitFound:
             return
         whole.append(label)
