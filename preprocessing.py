@@ -609,7 +609,8 @@ def _bridged(mask: np.ndarray, radius: float) -> np.ndarray:
     added, pieces = ndimage.label(closed & ~mask, structure=np.ones((3, 3)))
     if pieces == 0:
         return mask
-    # which pieces of the strokes each added region touches: it is kept if two or more
+    # which pieces of the strokes each added region touches: it is kept if two or more (a
+    # stroke pixel beside two added regions is credited to the higher-numbered one only)
     touching = ndimage.grey_dilation(added, size=(3, 3))[mask]
     pairs = np.unique(touching * (count + 1) + labels[mask])
     joins = np.bincount(pairs // (count + 1), minlength=pieces + 1) >= 2

@@ -608,7 +608,7 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     def add(ink: np.ndarray, label: int) -> None:
         # framed as they were cut, gaps narrower than the pen left open: a head taught on
         # bridged pieces read numbers worse (bench/numbers.py: 16 of 37 rows 1.7-8.3 points
-        # lower, 1 higher; touching digits the most), numbers in pieces included
+        # lower, 1 higher; touching digits the most, and numbers in pieces no better)
         padded = np.pad(ink.astype(np.float32) / 255, 14)
         try:
             framed.append(preprocessing.frame_digit(padded, bridge=False))
