@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import dataset
-from features import Deskew, GradientHistograms, Loops, RBFKernel, SideBySide
+from features import PRODUCT_FROM, Deskew, GradientHistograms, Loops, RBFKernel, SideBySide
 
 
 def reference_histograms(image: np.ndarray, bins: int, cell: int, stride: int) -> np.ndarray:
@@ -105,6 +105,22 @@ def test_rbf_kernel_matches_the_definition() -> None:
     centres, points = rng.random((5, 7)), rng.random((3, 7))
     expected = np.exp(-0.3 * ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
     assert np.allclose(RBFKernel(centres, gamma=0.3).transform(points), expected, atol=1e-5)
+
+
+def test_rbf_kernel_of_a_small_pass_is_each_digit_alone_bit_for_bit() -> None:
+    """Passes under PRODUCT_FROM digits take one matrix-vector product per digit: each row is
+    exactly the digit's row alone. From PRODUCT_FROM on, one matrix product: the same to the
+    last bits of float32."""
+    rng = np.random.default_rng(1)
+    kernel = RBFKernel(rng.random((3000, 592)), gamma=0.002)
+    points = rng.random((PRODUCT_FROM + 1, 592)).astype(np.float32)
+    alone = np.concatenate([kernel.transform(point[None]) for point in points])
+    for size in range(2, PRODUCT_FROM + 2):
+        together = kernel.transform(points[:size])
+        if size < PRODUCT_FROM:
+            assert np.array_equal(together, alone[:size]), size
+        else:
+            assert np.allclose(together, alone[:size], rtol=0, atol=1e-5), size
 
 
 def drawing(shapes: list[tuple[str, tuple[int, int, int, int]]]) -> np.ndarray:
