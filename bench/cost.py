@@ -3,7 +3,9 @@
 Each side is a fresh interpreter on its own code, with BLAS on one thread as in the prediction
 processes, timing `predictor.Reader.predict` (decode, preprocess, classify) on:
 
-- one MNIST-format PNG at a time (held-out digits, the same bytes for both sides);
+- one MNIST-format PNG at a time (held-out digits, the same bytes for both sides), with the
+  caches warm (one upload after another) and cold (64 MB of other data written between two
+  uploads, as the client, the event loop and the other processes of a server under load do);
 - MNIST-format PNGs in batches of 8 and of 256 (per image);
 - each real upload of ../shared/realdigits-dev, one at a time (median, overall and per kind);
 - 4-digit numbers of separate held-out digits as a canvas export and as a paper photo, read by
