@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 STREAM = 1024  # MNIST PNGs per batched measurement: whole batches of 8 and of 256
-EVICT_BYTES = 64 * 2**20  # twice this machine's last-level cache: read and written between uploads
+EVICT_BYTES = 64 * 2**20  # twice the last-level cache (32 MB here): copied between two uploads
 
 
 def main(root: Path, model_path: Path, inputs: Path) -> None:
@@ -34,7 +34,8 @@ def main(root: Path, model_path: Path, inputs: Path) -> None:
     numbers: dict[str, list[bytes]] = given["numbers"]
     reader = predictor.Reader(model.load(model_path), 50_000_000)
 
-    evict = bytearray(EVICT_BYTES)
+    # allocated once; the filler not zeros, which the kernel maps to one shared page
+    filler, evict = bytes(range(256)) * (EVICT_BYTES // 256), bytearray(EVICT_BYTES)
 
     def each(
         uploads: list[bytes], read: Callable[[bytes], object] | None = None, cold: bool = False
@@ -46,7 +47,7 @@ def main(root: Path, model_path: Path, inputs: Path) -> None:
         seconds = []
         for upload in uploads:
             if cold:
-                evict[:] = bytes(EVICT_BYTES)  # untimed: every cache line ours no longer
+                evict[:] = filler  # untimed: 128 MB read and written, no cache line left ours
             start = time.perf_counter()
             read(upload)
             seconds.append(time.perf_counter() - start)
