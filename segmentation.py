@@ -162,6 +162,23 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     return _classify(ink, labels, groups, classify, frame, max_digits)
 
 
+def candidates(
+    ink: np.ndarray, max_digits: int
+) -> list[tuple[Span, list[tuple[tuple[int, int], np.ndarray]]]]:
+    """What the search of `read` chooses among, for an ink map (bench/cuts.py asks how often
+    the right reading is among it): each group of the line, left to right, with its box and
+    the parts of it that may be read as digits, each a (start, stop) cut of the box's columns
+    and its ink in the box: the whole group and every part between cuts (`_parts`)."""
+    labels, marks = _line(ink, max_digits)
+    groups = _groups(marks)
+    line_labels = [label for group in groups for label in group.labels]
+    found = []
+    for group in groups:
+        values = _group_ink(ink, labels, group, line_labels)
+        found.append((group.span, [((0, values.shape[1]), values), *_parts(values)]))
+    return found
+
+
 def _reduced(ink: np.ndarray, height: int, frame: _Frame) -> tuple[np.ndarray, _Frame]:
     """An ink map whose digits are `height` px tall, reduced so they are DIGIT_HEIGHT, and how
     its pixels map to the upload's."""

@@ -123,9 +123,18 @@ def number(digits: list[np.ndarray], rng: np.random.Generator, layout: str = "ap
     - "pieces": apart, and each digit cut through near its middle by a 1 px line at a random
       angle, so most come in two or more pieces (a skipping pen, a bar lifted off).
     """
+    return number_layers(digits, rng, layout).max(axis=0).astype(np.uint8)
+
+
+def number_layers(
+    digits: list[np.ndarray], rng: np.random.Generator, layout: str = "apart"
+) -> np.ndarray:
+    """`number`, each digit on a layer of its own: (len(digits), height, width) float64, the
+    number the maximum over the layers (what each digit contributes where neighbours touch)."""
     inks = [_columns(_cut(digit, rng) if layout == "pieces" else digit) for digit in digits]
     height = SIDE + 2 * (MAX_DRIFT + MARGIN)
     canvas = np.zeros((height, sum(ink.shape[1] for ink in inks) + 9 * len(inks) + 2 * MARGIN))
+    layers = np.zeros((len(inks), *canvas.shape))
     drift, right = 0, MARGIN
     for index, ink in enumerate(inks):
         drift = int(np.clip(drift + rng.integers(-1, 2), -MAX_DRIFT, MAX_DRIFT))
@@ -138,8 +147,9 @@ def number(digits: list[np.ndarray], rng: np.random.Generator, layout: str = "ap
             left = right + int(rng.integers(3, 9))
         region = canvas[top : top + SIDE, left : left + ink.shape[1]]
         np.maximum(region, ink, out=region)
+        layers[index, top : top + SIDE, left : left + ink.shape[1]] = ink
         right = max(right, left + ink.shape[1])
-    return canvas[:, : right + MARGIN].astype(np.uint8)
+    return layers[:, :, : right + MARGIN]
 
 
 SIDE = 28

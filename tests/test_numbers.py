@@ -20,6 +20,7 @@ import model
 import preprocessing
 import segmentation
 import styles
+from bench import cuts
 from conftest import make_settings, png
 from errors import NoDigitFound
 from main import create_app
@@ -151,6 +152,40 @@ def test_most_touching_pairs_are_split(
                 touching += 1
                 read_right += read(trained, paper(ink)) == number
     assert touching >= 160 and read_right >= 100
+
+
+@pytest.mark.parametrize("layout", styles.LAYOUTS)
+def test_a_number_s_layers_are_its_digits_where_they_were_written(
+    holdout: dataset.Digits, layout: str
+) -> None:
+    """styles.number_layers draws what styles.number draws, from the same random draws, each
+    digit on its own layer (bench/cuts.py checks cuts against them)."""
+    digits = list(holdout.images[:4])
+    layers = styles.number_layers(digits, np.random.default_rng(5), layout)
+    ink = styles.number(digits, np.random.default_rng(5), layout)
+    assert layers.shape == (4, *ink.shape)
+    assert np.array_equal(layers.max(axis=0).astype(np.uint8), ink)
+    if layout != "pieces":  # each layer holds its digit's ink whole
+        assert [layer.sum() for layer in layers] == [float(d.sum()) for d in digits]
+
+
+def test_the_candidates_of_touching_digits_hold_the_whole_and_each_digit(
+    sure: dict[int, np.ndarray],
+) -> None:
+    """segmentation.candidates: a touching pair is one group whose parts are the whole and,
+    among those between cuts, a run of two each holding one digit (bench/cuts.py's test)."""
+    layers = styles.number_layers(digits_of(sure, "38"), np.random.default_rng(2), "touching")
+    ink = (layers.max(axis=0) / 255).astype(np.float32)
+    assert ndimage.label(ink > 0.4, structure=np.ones((3, 3)))[1] == 1  # they touch
+    ((span, parts),) = segmentation.candidates(ink, 20)
+    top, bottom, start, stop = span
+    width = stop - start
+    assert parts[0][0] == (0, width)
+    assert np.array_equal(parts[0][1], ink[top:bottom, start:stop])
+    box = layers[:, top:bottom, start:stop]
+    held = [(cut, cuts.owner(values, box, cuts.OWN, cuts.SHARE)) for cut, values in parts]
+    assert cuts.runs(width, [(cut, whose) for cut, whose in held if whose is not None], [0, 1])
+    assert dict(held)[0, width] is None  # the whole holds two digits, not one
 
 
 def test_a_cut_follows_the_paper_between_digits_whose_boxes_overlap() -> None:

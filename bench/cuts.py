@@ -1,0 +1,133 @@
+"""Where touching digits are lost: in the cuts tried, in reading the parts, or in choosing.
+
+For numbers of held-out MNIST digits (bench/numbers.py's layouts, at MNIST's scale, each digit
+on a layer of its own: styles.number_layers), the parts the search of `segmentation.read`
+chooses among (`segmentation.candidates`) are checked against the truth:
+
+- **cuts right**: every group of the line can be read as a run of parts, left to right, each
+  holding one of its digits (at least OWN of that digit's ink, and that digit at least SHARE
+  of the part's ink: slivers of a neighbour allowed);
+- **reading there**: a run of parts, each holding most of one of the group's digits (more of it
+  than of any other digit, and more than half of it), that the model reads as those digits,
+  framed as the search frames parts;
+- **read right**: what `POST /predict/number` answers for the number rendered as an MNIST
+  upload (predictor.Reader.read_number).
+
+"Reading there" bounds what any way of scoring the parts could read (a search can only choose
+a reading that is there); "cuts right" says how often the cuts themselves part the digits
+cleanly. The ink is the layers' own (no upload decoded): the figures are those of the cuts,
+not of finding the ink.
+
+    python -m bench.cuts --model PATH [--count 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import dataset
+import model
+import predictor
+import preprocessing
+import segmentation
+import styles
+from bench.common import load_mnist, table
+from errors import NoDigitFound, ServiceError
+
+OWN = 0.8  # a part cut right holds this much of its digit's ink...
+SHARE = 0.75  # ...and its digit this much of the part's ink
+ROWS = [(2, "apart"), (2, "touching"), (4, "touching"), (8, "touching")]
+
+
+def owner(part: np.ndarray, layers: np.ndarray, own: float, share: float) -> int | None:
+    """The digit (layer) a part holds, if it holds one: the digit it holds most of, when that
+    is at least `own` of the digit's ink and at least `share` of the part's."""
+    inside = (layers * (part > 0)).sum(axis=(1, 2))
+    totals = layers.sum(axis=(1, 2))
+    whose = int(np.argmax(np.where(totals > 0, inside / np.maximum(totals, 1e-9), 0)))
+    if inside[whose] >= own * totals[whose] and inside[whose] >= share * inside.sum():
+        return whose
+    return None
+
+
+def runs(width: int, parts: list[tuple[tuple[int, int], int]], digits: list[int]) -> bool:
+    """Whether parts ((start, stop), the digit it holds) cover a group's columns in a run that
+    holds its digits, in order."""
+    reached = {(0, 0)}  # (column, how many of the digits so far)
+    for (start, stop), held in sorted(parts, key=lambda part: part[0][1]):
+        for column, count in list(reached):
+            if column == start and count < len(digits) and digits[count] == held:
+                reached.add((stop, count + 1))
+    return (width, len(digits)) in reached
+
+
+def check(served: model.DigitModel, layers: np.ndarray, labels: list[int]) -> tuple[bool, bool]:
+    """(cuts right, reading there) for one number."""
+    ink = (layers.max(axis=0) / 255).astype(np.float32)
+    try:
+        groups = segmentation.candidates(ink, 20)
+    except (NoDigitFound, segmentation.TooManyDigits):
+        return False, False
+    seen: list[int] = []
+    cuts_right = reading_there = True
+    for (top, bottom, left, right), parts in groups:
+        box = layers[:, top:bottom, left:right]
+        mine = [d for d in range(len(labels)) if box[d].sum() > 0.5 * layers[d].sum()]
+        seen += mine
+        clean, most, framed = [], [], []
+        for cut, values in parts:
+            whose = owner(values, box, 0.5, 0.5)
+            if whose is None:
+                continue
+            try:
+                framed.append(preprocessing.frame_digit(np.pad(values, values.shape[0] // 2)))
+            except NoDigitFound:
+                continue
+            most.append((cut, whose))
+            if owner(values, box, OWN, SHARE) is not None:
+                clean.append((cut, whose))
+        width = right - left
+        cuts_right &= runs(width, clean, mine)
+        if most:
+            read = served.probabilities(np.stack(framed)).argmax(axis=1)
+            most = [(cut, d) for (cut, d), r in zip(most, read, strict=True) if r == labels[d]]
+        reading_there &= runs(width, most, mine)
+    everyone = sorted(seen) == list(range(len(labels)))
+    return cuts_right and everyone, reading_there and everyone
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--count", type=int, default=200)
+    args = parser.parse_args()
+    served = model.load(args.model)
+    reader = predictor.Reader(served, 50_000_000)
+    holdout = dataset.split(load_mnist())[1]
+    rows: list[list[object]] = []
+    for length, layout in ROWS:
+        rng = np.random.default_rng([length, styles.LAYOUTS.index(layout), 7])
+        cuts = there = right = 0
+        for _ in range(args.count):
+            chosen = rng.choice(len(holdout), length, replace=False)
+            labels = [int(d) for d in holdout.labels[chosen]]
+            layers = styles.number_layers(list(holdout.images[chosen]), rng, layout)
+            one, two = check(served, layers, labels)
+            cuts, there = cuts + one, there + two
+            upload = styles.mnist_png(layers.max(axis=0).astype(np.uint8), rng)
+            outcome = reader.read_number(upload)
+            truth = "".join(map(str, labels))
+            right += not isinstance(outcome, ServiceError) and outcome.number == truth
+        shares = [f"{n / args.count:.1%}" for n in (cuts, there, right)]
+        rows.append([f"{length} {layout}", *shares])
+        print(rows[-1], flush=True)
+    print(f"\nmodel {served.info.version}; {args.count} numbers a row\n")
+    print(table(["numbers", "cuts right", "reading there", "read right"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
