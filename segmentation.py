@@ -171,12 +171,10 @@ def candidates(
     and its ink in the box: the whole group and every part between cuts (`_parts`)."""
     labels, marks = _line(ink, max_digits)
     groups = _groups(marks)
-    line_labels = [label for group in groups for label in group.labels]
-    found = []
-    for group in groups:
-        values = _group_ink(ink, labels, group, line_labels)
-        found.append((group.span, [((0, values.shape[1]), values), *_parts(values)]))
-    return found
+    return [
+        (group.span, [((0, values.shape[1]), values), *_parts(values)])
+        for group, values in zip(groups, _group_inks(ink, labels, groups), strict=True)
+    ]
 
 
 def _reduced(ink: np.ndarray, height: int, frame: _Frame) -> tuple[np.ndarray, _Frame]:
@@ -405,9 +403,8 @@ def _classify(
     framed and classified whole first, all at once. A whole reading scoring above 0 is final:
     every part scores at most 0, so no run of two or more can beat it. The other groups are
     then tried as their parts between the cuts their width allows, all at once too."""
-    line_labels = [label for group in groups for label in group.labels]
     line = float(np.median([group.span[1] - group.span[0] for group in groups]))
-    inks = [_group_ink(ink, labels, group, line_labels) for group in groups]
+    inks = _group_inks(ink, labels, groups)
     tried: list[Parts] = [{} for _ in groups]
     # as wide as one digit can be, for its height or the line's (a flat 0 is written low)
     wholes = [(i, (0, values.shape[1]), values) for i, values in enumerate(inks)
@@ -434,15 +431,17 @@ def _classify(
     )
 
 
-def _group_ink(
-    ink: np.ndarray, labels: np.ndarray, group: _Group, line_labels: list[int]
-) -> np.ndarray:
-    """The ink of a group's box: its marks, and the specks in it (frame_digit keeps those on
+def _group_inks(ink: np.ndarray, labels: np.ndarray, groups: list[_Group]) -> list[np.ndarray]:
+    """The ink of each group's box: its marks, and the specks in it (frame_digit keeps those on
     the digit), not the marks of other groups reaching into it."""
-    top, bottom, left, right = group.span
-    region = labels[top:bottom, left:right]
-    keep = np.isin(region, group.labels) | ((region > 0) & ~np.isin(region, line_labels))
-    return np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
+    line_labels = [label for group in groups for label in group.labels]
+    inks = []
+    for group in groups:
+        top, bottom, left, right = group.span
+        region = labels[top:bottom, left:right]
+        keep = np.isin(region, group.labels) | ((region > 0) & ~np.isin(region, line_labels))
+        inks.append(np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32))
+    return inks
 
 
 def _parts(values: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
