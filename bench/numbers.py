@@ -14,6 +14,10 @@ images read by Tesseract (Debian's tesseract-ocr, `--psm 7`, digits only: the OC
 would otherwise reach for), all images of a cell in one Tesseract run.
 
     python -m bench.numbers [--model PATH] [--count 100] [--json reports/numbers.json]
+                            [--lengths 2,4,8] [--layouts apart,touching,pieces]
+
+A row's rng is its own (seeded by the row), so the first numbers of a longer run are the
+numbers of a shorter one, and a subset of rows is the same rows as in the full table.
 """
 
 from __future__ import annotations
@@ -104,11 +108,16 @@ def tesseract(images: list[bytes]) -> list[str]:
     return ["".join(c for c in page if c.isdigit()) for page in pages]
 
 
-def synthetic(holdout: dataset.Digits, count: int) -> list[tuple[str, list[str], list[bytes]]]:
+def synthetic(
+    holdout: dataset.Digits,
+    count: int,
+    lengths: tuple[int, ...] = LENGTHS,
+    layouts: tuple[str, ...] = styles.LAYOUTS,
+) -> list[tuple[str, list[str], list[bytes]]]:
     return [
         (f"{length} {layout}, {name}", *cell(holdout, length, layout, name, count))
-        for length in LENGTHS
-        for layout in styles.LAYOUTS
+        for length in lengths
+        for layout in layouts
         for name in RENDERINGS
     ]
 
@@ -169,13 +178,23 @@ def main() -> int:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--count", type=int, default=100, help="numbers per cell")
     parser.add_argument("--json", type=Path, default=ROOT / "reports" / "numbers.json")
+    parser.add_argument(
+        "--lengths", default=",".join(map(str, LENGTHS)), help="digits per number, e.g. 4 or 2,4,8"
+    )
+    parser.add_argument(
+        "--layouts", default=",".join(styles.LAYOUTS), help="e.g. apart, or apart,touching"
+    )
     args = parser.parse_args()
+    lengths = tuple(int(length) for length in args.lengths.split(","))
+    layouts = tuple(args.layouts.split(","))
+    if not set(lengths) <= set(LENGTHS) or not set(layouts) <= set(styles.LAYOUTS):
+        parser.error(f"lengths are among {LENGTHS}, layouts among {styles.LAYOUTS}")
     mnist = load_mnist()
     served = model.load(args.model) if args.model else model.train(mnist, progress=print)
     reader = predictor.Reader(served, 50_000_000)
     holdout = dataset.split(mnist)[1]
-    cells = synthetic(holdout, args.count)
-    if REAL.is_dir():
+    cells = synthetic(holdout, args.count, lengths, layouts)
+    if REAL.is_dir() and 4 in lengths and "apart" in layouts:
         cells.append(("4 real digits, apart", *real_numbers(args.count)))
     baseline = shutil.which("tesseract") is not None
     print(f"model {served.info.version}; {args.count} numbers per row; "
