@@ -386,9 +386,9 @@ def _otsu(values: np.ndarray) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
-def _digit_only(ink: np.ndarray) -> tuple[np.ndarray, int]:
+def _digit_only(ink: np.ndarray, offset: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, int]:
     """The ink map with what is not the digit erased, and how many heavy blobs of ink (not
-    specks) the image holds.
+    specks) the image holds (`offset`: where the map lies in the frame it was cut from).
 
     Lettering is no digit: a heavy mark enclosing more holes than a digit has (a badge with an
     app's name knocked out of it, a stamp) is erased when another heavy mark remains. When
@@ -410,9 +410,12 @@ def _digit_only(ink: np.ndarray) -> tuple[np.ndarray, int]:
             labels, count, masses, heavy = _marks(ink, mask)
     if heavy.sum() > 1:  # several pieces: lines a pixel wide may have cut one stroke apart
         labels, count, masses, heavy = _marks(ink, ndimage.binary_closing(mask) | mask)
+    # in the frame's coordinates, so that the margins below round as they would there
+    top, left = offset
     spans = np.array(
-        [(b[0].start, b[0].stop, b[1].start, b[1].stop) for b in ndimage.find_objects(labels)]
-    )
+        [(rows.start + top, rows.stop + top, cols.start + left, cols.stop + left)
+         for rows, cols in ndimage.find_objects(labels)]
+    )  # fmt: skip
     keep = np.zeros(count, dtype=bool)
     keep[int(masses.argmax())] = True
     while True:  # grow the digit from its heaviest mark, by the heavy marks near it
@@ -618,30 +621,51 @@ def _bridged(mask: np.ndarray, radius: float) -> np.ndarray:
     return mask | joins[added]
 
 
-def _require_digit_like(ink: np.ndarray, digit: np.ndarray, pieces: int) -> None:
-    """Refuse ink that is there but is no digit: a speck, a solid blob, scattered texture.
+def _ink_box(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ink map cut to its ink's box, and where that lies in the map (top, left).
+    `_digit_only` finds in it exactly what it finds in the whole map (the closing it may do
+    adds nothing outside the ink's box), at a cost that grows with the box, not the map.
+
+    Raises NoDigitFound when there is no ink."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    if rows.size == 0:
+        raise NoDigitFound(NO_DIGIT)
+    cols = np.flatnonzero(ink.any(axis=0))
+    top, left = int(rows[0]), int(cols[0])
+    return ink[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1], (top, left)
+
+
+def _require_digit_like(
+    frame: tuple[int, int], strong: int, digit: np.ndarray, pieces: int
+) -> None:
+    """Refuse ink that is there but is no digit: a speck, a solid blob, scattered texture
+    (`frame`: the shape of the image the ink stands in; `strong`: how many of its pixels are
+    over half ink).
 
     Each rule rejects none of the 10,000 MNIST digits on hand, in any upload style
     (bench/no_digit.py measures this).
     """
     top, bottom, left, right = _box(digit)
     height, width = bottom - top, right - left
-    if max(height, width) < max(MIN_DIGIT_PIXELS, MIN_DIGIT_FRACTION * max(ink.shape)):
+    if max(height, width) < max(MIN_DIGIT_PIXELS, MIN_DIGIT_FRACTION * max(frame)):
         raise NoDigitFound(NO_DIGIT)  # a speck of dirt, not a digit
     solid = float((digit[top:bottom, left:right] > 0.5).mean())
     if solid > MAX_SOLIDITY and max(height, width) < MAX_BLOB_ASPECT * min(height, width):
         raise NoDigitFound(NO_DIGIT)  # a filled blob: no strokes (a "1" is filled but thin)
-    if float((ink > 0.5).mean()) > MAX_COVERAGE:
+    if strong / (frame[0] * frame[1]) > MAX_COVERAGE:
         raise NoDigitFound(NO_DIGIT)  # ink over most of the frame: a texture or a photo
     if pieces > MAX_PIECES:
         raise NoDigitFound(NO_DIGIT)  # many separate marks: text, noise or a pattern
 
 
-def frame_digit(ink: np.ndarray, bridge: bool = True) -> np.ndarray:
+def frame_digit(ink: np.ndarray, bridge: bool = True, pad: int = 0) -> np.ndarray:
     """Crop to the digit's ink, scale its longer side to 20 px, centre its mass in 28x28
-    (`bridge`: as `restroke`)."""
-    digit, pieces = _digit_only(ink)
-    _require_digit_like(ink, digit, pieces)
+    (`bridge`: as `restroke`). `pad`: the ink stands in that many px of paper on each side,
+    as if it were `np.pad(ink, pad)` (the padded map is not built)."""
+    box, (top, left) = _ink_box(ink)
+    digit, pieces = _digit_only(box, (top + pad, left + pad))
+    frame = (ink.shape[0] + 2 * pad, ink.shape[1] + 2 * pad)
+    _require_digit_like(frame, int(np.count_nonzero(box > 0.5)), digit, pieces)
     digit = _crop(digit)
     digit = restroke(digit, bridge)
     digit = _resize(digit, BOX)
@@ -668,7 +692,9 @@ def _zoom(image: Image.Image, ink: np.ndarray) -> Image.Image | None:
     scale = max(image.size) / max(ink.shape)
     if scale <= 1.01:
         return None
-    top, bottom, left, right = _box(_digit_only(ink)[0])
+    marks, (row, col) = _ink_box(ink)
+    top, bottom, left, right = _box(_digit_only(marks, (row, col))[0])
+    top, bottom, left, right = top + row, bottom + row, left + col, right + col
     if max(bottom - top, right - left) >= RESTROKE * BOX:
         return None
     margin = ZOOM_MARGIN * max(bottom - top, right - left)
@@ -801,7 +827,7 @@ def digit_ink(image: Image.Image) -> np.ndarray:
     zoomed = _zoom(image, ink)
     if zoomed is not None:
         ink = ink_map(zoomed)
-    return _crop(_digit_only(ink)[0])
+    return _crop(_digit_only(*_ink_box(ink))[0])
 
 
 def _normalise_fully(image: Image.Image) -> np.ndarray:

@@ -476,7 +476,7 @@ def _frame_parts(
             continue
         pad = values.shape[0] // 2  # paper around it, as around a digit in its own image
         try:
-            framed.append(preprocessing.frame_digit(np.pad(values, pad)))
+            framed.append(preprocessing.frame_digit(values, pad=pad))
         except NoDigitFound:
             continue
         kept.append((group, cut, values))
@@ -625,9 +625,8 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
         # framed as they were cut, gaps narrower than the pen left open: a head taught on
         # bridged pieces read numbers worse (bench/numbers.py: 16 of 37 rows 1.7-8.3 points
         # lower, 1 higher; touching digits the most, and numbers in pieces no better)
-        padded = np.pad(ink.astype(np.float32) / 255, 14)
         try:
-            framed.append(preprocessing.frame_digit(padded, bridge=False))
+            framed.append(preprocessing.frame_digit(ink.astype(np.float32) / 255, False, 14))
         except NoDigitFound:
             return
         whole.append(label)

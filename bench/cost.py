@@ -8,9 +8,10 @@ processes, timing `predictor.Reader.predict` (decode, preprocess, classify) on:
   uploads, as the client, the event loop and the other processes of a server under load do);
 - MNIST-format PNGs in batches of 8 and of 256 (per image);
 - each real upload of ../shared/realdigits-dev, one at a time (median, overall and per kind);
-- 4-digit numbers of separate held-out digits as a canvas export and as a paper photo, read by
-  `predictor.Reader.read_number` (the first 30 of bench.numbers' rows "4 apart, canvas" and
-  "4 apart, paper photo": the same images).
+- 4-digit numbers of separate held-out digits as a canvas export and as a paper photo, and of
+  touching ones as a canvas export, read by `predictor.Reader.read_number` (the first 30 of
+  bench.numbers' rows "4 apart, canvas", "4 apart, paper photo" and "4 touching, canvas": the
+  same images; touching digits are split, so each part tried is framed and classified).
 
 Rounds alternate between the sides, so both meet the same machine; the table gives each side's
 median over the rounds and their ratio. Both sides first read every upload once and say
@@ -130,8 +131,12 @@ def main() -> int:
         temp = Path(tmp)
         inputs = temp / "inputs.pickle"
         four = {
-            f"4-digit {rendering}": numbers.cell(holdout, 4, "apart", rendering, NUMBERS)[1]
-            for rendering in ("canvas", "paper photo")
+            f"4-digit {name}": numbers.cell(holdout, 4, layout, rendering, NUMBERS)[1]
+            for name, layout, rendering in (
+                ("canvas", "apart", "canvas"),
+                ("paper photo", "apart", "paper photo"),
+                ("touching, canvas", "touching", "canvas"),
+            )
         }
         inputs.write_bytes(
             pickle.dumps({"mnist": pngs, "real": real_uploads(args.data), "numbers": four})

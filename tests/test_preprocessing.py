@@ -311,3 +311,50 @@ def test_a_digit_cut_by_a_line_is_framed_in_one_stroke_again(holdout: dataset.Di
         cut_ones += 1
         one_stroke += ndimage.label(framed > 0.3, structure=np.ones((3, 3)))[1] == 1
     assert cut_ones == 195 and one_stroke >= 185, one_stroke
+
+
+def _inks(holdout: dataset.Digits) -> list[np.ndarray]:
+    """Ink maps of held-out digits in every upload style; each also cut to its ink's box (the
+    ink touching every edge); digits cut into pieces by a grid (the closing that joins them);
+    a badge with lettering's holes beside a digit (erased as lettering)."""
+    inks = []
+    for name, style in styles.STYLES.items():
+        rng = np.random.default_rng(len(name))
+        for digit in holdout.images[:6]:
+            ink = preprocessing.ink_map(preprocessing.decode(style(digit, rng), LIMIT))
+            inks += [ink, preprocessing._crop(ink)]
+    for digit in holdout.images[6:12]:
+        grid = digit.astype(np.float32) / 255
+        grid[::6] = grid[:, ::7] = 0.0
+        badge = np.zeros((28, 60), dtype=np.float32)
+        badge[4:24, 34:58] = 1.0
+        badge[8:12, 37:41] = badge[8:12, 45:49] = badge[16:20, 37:41] = badge[16:20, 50:54] = 0
+        badge[:, :28] = digit.astype(np.float32) / 255
+        inks += [grid, badge]
+    return inks
+
+
+def test_the_digit_is_found_in_its_ink_box_as_in_the_whole_frame(holdout: dataset.Digits) -> None:
+    """`_digit_only` on the ink's box (`_ink_box`) erases exactly what it erases in the whole
+    frame, and `frame_digit` of ink standing in `pad` px of paper is that of the padded map,
+    bit for bit (or both refuse)."""
+    compared = refused = 0
+    for ink in _inks(holdout):
+        box, (top, left) = preprocessing._ink_box(ink)
+        found = preprocessing._digit_only(box, (top, left))[0]
+        whole = preprocessing._digit_only(ink)[0]
+        inside = np.zeros(whole.shape, dtype=bool)
+        inside[top : top + box.shape[0], left : left + box.shape[1]] = True
+        assert np.array_equal(whole[inside].reshape(box.shape), found)
+        assert not whole[~inside].any()
+        for pad in (0, 1, 3, 14):
+            try:
+                expected = preprocessing.frame_digit(np.pad(ink, pad))
+            except NoDigitFound:
+                with pytest.raises(NoDigitFound):
+                    preprocessing.frame_digit(ink, pad=pad)
+                refused += 1
+                continue
+            assert np.array_equal(preprocessing.frame_digit(ink, pad=pad), expected)
+            compared += 1
+    assert compared > 300 and refused > 0, (compared, refused)
