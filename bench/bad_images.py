@@ -4,11 +4,13 @@
 
 Downloads Pillow's source distribution once (pip download, into the cache), and posts every
 file under Tests/images smaller than the upload limit to POST /predict/mnist, then all of them
-in batches to POST /predict/mnist/batch, then once more from 8 clients at once with a good
-digit between every two bad files. The server is a real uvicorn with the image's options, its
-address space capped at 4 GB (ulimit -v). It must give no 5xx, no reset connection, no answer
-over 2 s, every good digit read right, stay alive, and hold its memory within 50 MB. Exit
-status 1 when any of that fails (CI runs this).
+in batches to POST /predict/mnist/batch, then one at a time to POST /predict/number (which
+reads them another way: at a larger size, as marks of a line, split where they may touch),
+then once more to /predict/mnist from 8 clients at once with a good digit between every two
+bad files. The server is a real uvicorn with the image's options, its address space capped at
+4 GB (ulimit -v). It must give no 5xx, no reset connection, no answer over 2 s, every good
+digit read right, stay alive, and hold its memory within 50 MB. Exit status 1 when any of that
+fails (CI runs this).
 """
 
 from __future__ import annotations
@@ -201,12 +203,17 @@ def post(client: httpx.Client, path: str, files: list[tuple[str, tuple[str, byte
 def run(
     client: httpx.Client, files: list[tuple[str, bytes]], digit: bytes, expected: str
 ) -> dict[str, list[Outcome]]:
-    results: dict[str, list[Outcome]] = {"one at a time": [], "in batches of 32": []}
+    results: dict[str, list[Outcome]] = {
+        "one at a time": [], "in batches of 32": [], "/predict/number, one at a time": []
+    }  # fmt: skip
     for name, data in files:
         results["one at a time"].append(post(client, "/predict/mnist", [("file", (name, data))]))
     for start in range(0, len(files), BATCH):
         chunk = [("files", (name, data)) for name, data in files[start : start + BATCH]]
         results["in batches of 32"].append(post(client, "/predict/mnist/batch", chunk))
+    for name, data in files:
+        outcome = post(client, "/predict/number", [("file", (name, data))])
+        results["/predict/number, one at a time"].append(outcome)
 
     def good(_: int) -> Outcome:
         """A good digit: 200 with the answer it had before, or what went wrong."""
