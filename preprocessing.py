@@ -627,12 +627,10 @@ def _ink_box(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     adds nothing outside the ink's box), at a cost that grows with the box, not the map.
 
     Raises NoDigitFound when there is no ink."""
-    rows = np.flatnonzero(ink.any(axis=1))
-    if rows.size == 0:
+    if not ink.any():
         raise NoDigitFound(NO_DIGIT)
-    cols = np.flatnonzero(ink.any(axis=0))
-    top, left = int(rows[0]), int(cols[0])
-    return ink[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1], (top, left)
+    top, bottom, left, right = _box(ink)
+    return ink[top:bottom, left:right], (top, left)
 
 
 def _require_digit_like(

@@ -472,8 +472,6 @@ def _frame_parts(
     add each to its group's tried parts. A part that is no digit-like ink is left out."""
     framed, kept = [], []
     for group, cut, values in parts:
-        if not values.any():
-            continue
         pad = values.shape[0] // 2  # paper around it, as around a digit in its own image
         try:
             framed.append(preprocessing.frame_digit(values, pad=pad))
