@@ -218,10 +218,11 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
     """The labelled marks of the ink and the heavy ones that make up the line of digits."""
     if float((ink > 0.5).mean()) > preprocessing.MAX_COVERAGE:
         raise NoDigitFound(NO_DIGIT)  # ink over most of the frame: a texture or a photo
-    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    inked = ink > 0
+    labels, count = ndimage.label(inked, structure=np.ones((3, 3)))
     if count == 0:
         raise NoDigitFound(NO_DIGIT)
-    masses = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)
+    masses = np.bincount(labels[inked], weights=ink[inked], minlength=count + 1)
     strong = np.zeros(count + 1, dtype=bool)  # a mark without a strong stroke is a shadow
     strong[labels[ink > 0.5]] = True
     strong[0] = False

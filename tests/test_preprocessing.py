@@ -313,6 +313,36 @@ def test_a_digit_cut_by_a_line_is_framed_in_one_stroke_again(holdout: dataset.Di
     assert cut_ones == 195 and one_stroke >= 185, one_stroke
 
 
+def test_the_holes_of_all_marks_counted_at_once_are_those_of_each_mark(
+    holdout: dataset.Digits,
+) -> None:
+    """`_hole_counts` (Euler numbers from 2x2 windows) gives each mark the holes that
+    labelling the paper of its box finds, however small: on held-out digits' marks in every
+    upload style, a badge with lettering's counters, and random masks, rings of them too (loops
+    inside loops, marks inside another's holes)."""
+
+    def holes(mark: np.ndarray) -> int:
+        paper, count = ndimage.label(~mark)
+        outside = np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])
+        return count - len(set(outside.tolist()) - {0})
+
+    rng = np.random.default_rng(7)
+    masks = [ink > 0 for ink in _inks(holdout)]
+    for index in range(300):
+        mask = rng.random(tuple(rng.integers(3, 60, 2))) < rng.uniform(0.2, 0.8)
+        masks.append(mask ^ ndimage.binary_erosion(mask) if index % 2 else mask)
+    counted = many = 0
+    for mask in masks:
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+        found = preprocessing._hole_counts(labels, count)
+        for i, box in enumerate(ndimage.find_objects(labels)):
+            expected = holes(labels[box] == i + 1)
+            assert found[i] == expected
+            counted += 1
+            many += expected > preprocessing.MAX_HOLES
+    assert counted > 5000 and many > 50, (counted, many)
+
+
 def _inks(holdout: dataset.Digits) -> list[np.ndarray]:
     """Ink maps of held-out digits in every upload style; each also cut to its ink's box (the
     ink touching every edge); digits cut into pieces by a grid (the closing that joins them);
