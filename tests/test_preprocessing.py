@@ -262,11 +262,16 @@ def test_confident_digits_read_the_same_in_every_upload_style(
 
 @pytest.mark.parametrize("radius", [0.5, 1.0, 1.7, 2.8, 4.2, 6.5])
 def test_a_pen_grows_exactly_as_the_distance_transform_says(radius: float) -> None:
-    """The shifted-copies dilation restroke uses is the Euclidean distance transform's, bit for
-    bit, at the edges too (nothing beyond the map counts as ink), small radius or large."""
+    """The row-by-row dilation restroke uses is the Euclidean distance transform's, bit for
+    bit, at the edges too (nothing beyond the map counts as ink), small radius or large, on
+    maps as thin as a pixel. Nothing grows from nothing: a stroke that fills its whole box is
+    thinned by no paper (the distance transform of an empty mask measures from a corner
+    outside the map, and once bit that corner off a solid bar)."""
+    assert not preprocessing._grown(np.zeros((20, 30), dtype=bool), radius).any()
     rng = np.random.default_rng(int(radius * 10))
-    for _ in range(20):
-        mask = rng.random((int(rng.integers(5, 90)), int(rng.integers(5, 90)))) > 0.97
+    for _ in range(40):
+        mask = rng.random((int(rng.integers(1, 90)), int(rng.integers(1, 90)))) > 0.97
+        mask.flat[rng.integers(mask.size)] = True
         expected = ndimage.distance_transform_edt(~mask) <= radius
         assert np.array_equal(preprocessing._grown(mask, radius), expected)
 
