@@ -360,10 +360,20 @@ def _border(values: np.ndarray) -> np.ndarray:
 
 
 def _quantile(values: np.ndarray | list[float], q: float) -> float:
-    """A (lower) quantile: np.quantile's checks cost more than the work on small arrays."""
+    """A (lower) quantile: np.quantile's checks cost more than the work on small arrays.
+
+    np.partition slows down tenfold when many values equal the lowest (a canvas's or a drawing
+    program's paper, all at one level: 0.7 ms for 9,000 values), so those are counted and set
+    aside first; the quantile is the same value."""
     flat = np.ravel(values)
     index = int((len(flat) - 1) * q)
-    return float(np.partition(flat, index)[index])
+    lowest = flat.min()
+    at_lowest = flat == lowest
+    below = int(np.count_nonzero(at_lowest))
+    if index < below:
+        return float(lowest)
+    rest = flat[~at_lowest]
+    return float(np.partition(rest, index - below)[index - below])
 
 
 def _median(values: np.ndarray | list[float]) -> float:

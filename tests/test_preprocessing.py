@@ -348,6 +348,28 @@ def test_the_holes_of_all_marks_counted_at_once_are_those_of_each_mark(
     assert counted > 5000 and many > 50, (counted, many)
 
 
+def test_a_quantile_is_the_lower_order_statistic_however_many_values_are_equal() -> None:
+    """`_quantile` sets the values equal to the lowest aside (np.partition is slow on them) and
+    still answers np.quantile's lower quantile, exactly: on paper all at one level with some
+    ink, two levels, 8-bit noise, a single value, at the median and the ends."""
+    rng = np.random.default_rng(3)
+    size = 2000
+    arrays = [
+        np.where(rng.random(size) < share, rng.random(size), 0.0).astype(np.float32)
+        for share in (0.0, 0.02, 0.4, 0.6, 1.0)
+    ]
+    arrays += [
+        np.where(rng.random(size) < 0.3, 1.0, 0.5).astype(np.float32),
+        (rng.integers(180, 200, size) / 255).astype(np.float32),
+        np.array([0.25], dtype=np.float32),
+        rng.random((40, 50)).astype(np.float32),
+    ]
+    for values in arrays:
+        for q in (0.0, 0.005, 0.5, 0.9, 0.995, 1.0):
+            expected = float(np.quantile(values, q, method="lower"))
+            assert preprocessing._quantile(values, q) == expected, (q, values.size)
+
+
 def _inks(holdout: dataset.Digits) -> list[np.ndarray]:
     """Ink maps of held-out digits in every upload style; each also cut to its ink's box (the
     ink touching every edge); digits cut into pieces by a grid (the closing that joins them);
