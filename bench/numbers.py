@@ -185,9 +185,10 @@ def main() -> int:
         "--layouts", default=",".join(styles.LAYOUTS), help="e.g. apart, or apart,touching"
     )
     args = parser.parse_args()
-    lengths = tuple(int(length) for length in args.lengths.split(",") if length.isdigit())
+    given = args.lengths.split(",")
+    lengths = tuple(int(length) for length in given if length.isdigit())
     layouts = tuple(args.layouts.split(","))
-    wrong_lengths = len(lengths) != len(args.lengths.split(",")) or not set(lengths) <= set(LENGTHS)
+    wrong_lengths = len(lengths) < len(given) or not set(lengths) <= set(LENGTHS)
     if wrong_lengths or not set(layouts) <= set(styles.LAYOUTS):
         parser.error(f"lengths are among {LENGTHS}, layouts among {styles.LAYOUTS}")
     mnist = load_mnist()
