@@ -13,13 +13,17 @@ processes, timing `predictor.Reader.predict` (decode, preprocess, classify) on:
   bench.numbers' rows "4 apart, canvas", "4 apart, paper photo" and "4 touching, canvas": the
   same images; touching digits are split, so each part tried is framed and classified).
 
-Rounds alternate between the sides, so both meet the same machine; the table gives each side's
-median over the rounds and their ratio. Both sides first read every upload once and say
-whether their answers (every probability) are the same bit for bit: a change meant only to be
-faster keeps them. Speed on this shared machine varies from day to day by
-a factor of three: the ratio is the figure to compare, the milliseconds are today's.
+The sides take turns at each measurement of each round, who goes first alternating, and both
+run on one core (`--cpu`), so both meet the same machine: this shared machine's speed varies
+from minute to minute (seen: 14 ms and 22 ms for the same number, a minute apart), and its two
+cores need not be equally fast. The table gives each side's median over the rounds and the
+median of the rounds' ratios (each of two timings taken one after the other). Both sides first
+read every upload once and say whether their answers (every probability) are the same bit for
+bit: a change meant only to be faster keeps them. Speed on this shared machine varies from day
+to day by a factor of three: the ratio is the figure to compare, the milliseconds are today's.
 
     python -m bench.cost [--baseline REF] [--rounds 7] [--model PATH] [--baseline-model PATH]
+                         [--cpu N]
 
 Without --model, this checkout's model is trained first (`python -m model train`); without
 --baseline-model the baseline trains its own, with its own code. Without --baseline only this
@@ -53,7 +57,9 @@ SIDE_SCRIPT = Path(__file__).with_name("cost_side.py")
 class Side:
     """A worker process and the rounds it has measured."""
 
-    def __init__(self, name: str, root: Path, model_path: Path, inputs: Path) -> None:
+    def __init__(
+        self, name: str, root: Path, model_path: Path, inputs: Path, cpu: int | None
+    ) -> None:
         self.name = name
         # -P: the script's folder (bench/, with its numbers.py) is not put on the path
         command = [sys.executable, "-P", str(SIDE_SCRIPT), str(root), str(model_path), str(inputs)]
@@ -65,9 +71,12 @@ class Side:
             stdout=subprocess.PIPE,
             text=True,
         )
+        if cpu is not None:  # both sides on one core: they take turns on the same hardware
+            os.sched_setaffinity(self.process.pid, {cpu})
         hello = self._answer()
         self.version, self.answers = hello["version"], hello["answers"]
-        self.rounds: list[dict[str, float]] = []
+        self.tasks: list[str] = hello["tasks"]  # type: ignore[assignment]
+        self.timings: dict[str, list[float]] = {}
 
     def _answer(self) -> dict[str, object]:
         assert self.process.stdout is not None
@@ -77,14 +86,16 @@ class Side:
         answer: dict[str, object] = json.loads(line)
         return answer
 
-    def round(self) -> None:
+    def run(self, task: str) -> None:
+        """Time one task: what it measured is added to the timings."""
         assert self.process.stdin is not None
-        self.process.stdin.write("\n")
+        self.process.stdin.write(task + "\n")
         self.process.stdin.flush()
-        self.rounds.append({key: float(value) for key, value in self._answer().items()})  # type: ignore[arg-type]
+        for key, value in self._answer().items():
+            self.timings.setdefault(key, []).append(float(value))  # type: ignore[arg-type]
 
     def median(self, key: str) -> float:
-        return statistics.median(round_[key] for round_ in self.rounds)
+        return statistics.median(self.timings[key])
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -123,6 +134,12 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="this checkout's model file")
     parser.add_argument("--baseline-model", type=Path, help="the baseline's model file")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "realdigits-dev")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=max(os.sched_getaffinity(0)),
+        help="the core both sides run on (default: the last this process may use)",
+    )
     args = parser.parse_args()
 
     _, holdout = dataset.split(load_mnist())
@@ -141,34 +158,35 @@ def main() -> int:
         inputs.write_bytes(
             pickle.dumps({"mnist": pngs, "real": real_uploads(args.data), "numbers": four})
         )
-        sides = [
-            Side("this checkout", ROOT, args.model or train(ROOT, temp / "this.joblib"), inputs)
-        ]
+        this = args.model or train(ROOT, temp / "this.joblib")
+        sides = [Side("this checkout", ROOT, this, inputs, args.cpu)]
         if args.baseline:
             root = checkout(args.baseline, Path(tempfile.mkdtemp(dir=temp)))
             given = args.baseline_model
             trained = given.resolve() if given else train(root, temp / "baseline.joblib")
-            sides.insert(0, Side(args.baseline, root, trained, inputs))
+            sides.insert(0, Side(args.baseline, root, trained, inputs, args.cpu))
         try:
             for number in range(args.rounds):
-                for side in sides if number % 2 == 0 else sides[::-1]:
-                    side.round()
+                for turn, task in enumerate(sides[0].tasks):  # each task in turns, who first
+                    for side in sides if (number + turn) % 2 == 0 else sides[::-1]:  # alternating
+                        side.run(task)
                 print(f"round {number + 1} of {args.rounds}", flush=True)
         finally:
             for side in sides:
                 side.close()
 
-    keys = list(sides[0].rounds[0])
+    keys = list(sides[0].timings)
     header = ["median ms", *(f"{side.name} ({side.version})" for side in sides)]
     rows: list[list[object]] = []
     for key in keys:
         values = [side.median(key) for side in sides]
         rows.append([key, *(f"{value * 1000:.3f}" for value in values)])
-        if len(sides) == 2:
-            rows[-1].append(f"{values[1] / values[0]:.2f}x")
+        if len(sides) == 2:  # each round's two timings were taken one after the other
+            paired = [b / a for a, b in zip(*(side.timings[key] for side in sides), strict=True)]
+            rows[-1].append(f"{statistics.median(paired):.2f}x")
     if len(sides) == 2:
-        header.append("ratio")
-    print(f"\n{args.rounds} rounds, BLAS on one thread")
+        header.append("ratio (median of the rounds')")
+    print(f"\n{args.rounds} rounds, BLAS on one thread, on core {args.cpu}")
     if len(sides) == 2:
         same = sides[0].answers == sides[1].answers
         print("answers: " + ("the same, bit for bit" if same else "DIFFERENT between the sides"))

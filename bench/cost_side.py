@@ -1,7 +1,8 @@
 """One side of bench/cost.py: a checkout's own code and model. It first answers with a digest
-of its answers to every upload, then times a round of uploads for each line read on stdin,
-answering each with one line of JSON. Imports nothing of the
-checkout that runs it: the code measured is the one at the root it is given.
+of its answers to every upload and the names of its tasks, then times the task named by each
+line read on stdin, answering each with one line of JSON (what it measured, in seconds).
+Imports nothing of the checkout that runs it: the code measured is the one at the root it is
+given.
 
     python bench/cost_side.py ROOT MODEL INPUTS
 """
@@ -69,25 +70,41 @@ def main(root: Path, model_path: Path, inputs: Path) -> None:
         number = reader.read_number(upload)
         answers.update(repr(getattr(number, "probabilities", number)).encode())
         answers.update(repr(getattr(number, "boxes", None)).encode())
-    hello = {"version": reader.model.info.version, "answers": answers.hexdigest()[:12]}
-    print(json.dumps(hello), flush=True)
-    for _ in sys.stdin:
-        real_seconds = each([data for _, data in real])
-        round_ = {
-            "one MNIST PNG": statistics.median(each(pngs)),
-            "one MNIST PNG, caches cold": statistics.median(each(pngs[:100], cold=True)),
-            "MNIST PNGs in batches of 8, per image": per_image(8),
-            "MNIST PNGs in a batch of 256, per image": per_image(256),
-        }
-        if real:
-            round_["real upload, median"] = statistics.median(real_seconds)
-            for kind in sorted({kind for kind, _ in real}):
-                round_[f"real upload, {kind}"] = statistics.median(
-                    [s for (k, _), s in zip(real, real_seconds, strict=True) if k == kind]
+
+    def real_round() -> dict[str, float]:
+        seconds = each([data for _, data in real])
+        kinds = sorted({kind for kind, _ in real})
+        return {
+            "real upload, median": statistics.median(seconds),
+            **{
+                f"real upload, {kind}": statistics.median(
+                    [s for (k, _), s in zip(real, seconds, strict=True) if k == kind]
                 )
-        for name, images in numbers.items():
-            round_[f"number, {name}"] = statistics.median(each(images, reader.read_number))
-        print(json.dumps(round_), flush=True)
+                for kind in kinds
+            },
+        }
+
+    def number_round(images: list[bytes]) -> Callable[[], dict[str, float]]:
+        return lambda: {"": statistics.median(each(images, reader.read_number))}
+
+    # each task is timed on its own, so that the sides take turns at every task, not every round
+    tasks: dict[str, Callable[[], dict[str, float]]] = {
+        "one MNIST PNG": lambda: {"": statistics.median(each(pngs))},
+        "one MNIST PNG, caches cold": lambda: {"": statistics.median(each(pngs[:100], cold=True))},
+        "MNIST PNGs in batches of 8, per image": lambda: {"": per_image(8)},
+        "MNIST PNGs in a batch of 256, per image": lambda: {"": per_image(256)},
+        **({"real uploads": real_round} if real else {}),
+        **{f"number, {name}": number_round(images) for name, images in numbers.items()},
+    }
+    hello = {
+        "version": reader.model.info.version,
+        "answers": answers.hexdigest()[:12],
+        "tasks": list(tasks),
+    }
+    print(json.dumps(hello), flush=True)
+    for line in sys.stdin:
+        task = line.strip()
+        print(json.dumps({key or task: value for key, value in tasks[task]().items()}), flush=True)
 
 
 if __name__ == "__main__":
