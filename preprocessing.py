@@ -238,8 +238,12 @@ def _luminance_and_alpha(
     Pillow reduces LA: the luminance premultiplied by the opacity (rounded as Pillow rounds it)
     is averaged, then divided by the averaged opacity, so transparent pixels' colours do not
     bleed in. But on two one-byte images: Pillow's LA pixels are four bytes, premultiplied at
-    full size, which cost a canvas export 1.5x as much."""
-    luminance = image.convert("L")  # luminance x opacity / 255, over black:
+    full size, which cost a canvas export 1.5x as much. An image no larger than `side` is not
+    reduced: its luminance and opacity as they are."""
+    luminance = image.convert("L")
+    if max(image.size) <= side:  # nothing to average: as they are
+        return np.asarray(luminance, np.float32) / 255.0, np.asarray(alpha, np.float32) / 255.0
+    # luminance x opacity / 255, over black
     covered = Image.composite(luminance, Image.new("L", image.size), alpha)
     opacity = np.asarray(_shrink(alpha, side), dtype=np.float32)
     gray = np.asarray(_shrink(covered, side), dtype=np.float32)

@@ -183,7 +183,8 @@ def test_transparent_images_are_reduced_as_pillow_reduces_grey_and_alpha(
     """Images with straight alpha are reduced on two one-byte images (the luminance over
     black, the opacity), not Pillow's four-byte LA pixels: the same opacity and the same
     premultiplied luminance to the bit, the luminance itself unrounded. Colours and opacities
-    of every level, transparent, partly and fully opaque regions, reduced 1.8x. An image
+    of every level, transparent, partly and fully opaque regions, reduced 1.8x (and not
+    reduced: the luminance and opacity as Pillow's LA gives them). An image
     `stored` premultiplied (a TIFF's associated alpha) is read as the same image with
     straight alpha: its colours were rounded twice more (within 2/255 premultiplied)."""
     rng = np.random.default_rng(5)
@@ -203,6 +204,13 @@ def test_transparent_images_are_reduced_as_pillow_reduces_grey_and_alpha(
     exact = 1e-6 if stored == mode else 2 / 255
     assert np.allclose(gray * alpha, reference[..., 0] / np.float32(255), rtol=0, atol=exact)
     assert gray.min() >= 0 and gray.max() <= 1
+
+    small = image.crop((0, 0, 384, 300))  # not reduced: luminance and opacity as they are
+    gray, alpha = preprocessing._gray_and_alpha(small.convert(stored), 384)
+    as_la = np.asarray(small.convert("LA")) / np.float32(255)
+    assert alpha is not None and np.array_equal(alpha, as_la[..., 1])
+    if stored == mode:
+        assert np.array_equal(gray, as_la[..., 0])
 
     opaque = Image.fromarray(pixels[..., :3]).convert(mode[:-1])
     opaque.putalpha(255)  # an alpha channel with nothing transparent: read as without one
