@@ -87,7 +87,8 @@ def main(root: Path, model_path: Path, inputs: Path) -> None:
     def number_round(images: list[bytes]) -> Callable[[], dict[str, float]]:
         return lambda: {"": statistics.median(each(images, reader.read_number))}
 
-    # each task is timed on its own, so that the sides take turns at every task, not every round
+    # each task is timed on its own, so that the sides take turns at every task, not every round;
+    # it answers {what: seconds}, "" standing for the task's own name
     tasks: dict[str, Callable[[], dict[str, float]]] = {
         "one MNIST PNG": lambda: {"": statistics.median(each(pngs))},
         "one MNIST PNG, caches cold": lambda: {"": statistics.median(each(pngs[:100], cold=True))},
