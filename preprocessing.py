@@ -443,7 +443,7 @@ def _digit_only(ink: np.ndarray, offset: tuple[int, int] = (0, 0)) -> tuple[np.n
             ink = np.where(mask, ink, 0.0).astype(np.float32)
             labels, count, masses, heavy = _marks(ink, mask)
     if heavy.sum() > 1:  # several pieces: lines a pixel wide may have cut one stroke apart
-        labels, count, masses, heavy = _marks(ink, ndimage.binary_closing(mask) | mask)
+        labels, count, masses, heavy = _marks(ink, _closed(mask) | mask)
     # in the frame's coordinates, so that the margins below round as they would there
     top, left = offset
     spans = np.array(
@@ -579,6 +579,26 @@ def _resize(values: np.ndarray, longer_side: int) -> np.ndarray:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
     return np.clip(np.asarray(Image.fromarray(values, "F").resize(size, resample)), 0.0, 1.0)
+
+
+def _closed(mask: np.ndarray) -> np.ndarray:
+    """The closing of a mask by a cross, exactly ndimage.binary_closing's (paper beyond the
+    edge): the pixels whose four neighbours and themselves, dilated by the cross, are all set.
+    Shifted copies of the mask, where scipy's general erosion took 1-6 ms for a working-size
+    map (30x the cost)."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    closed = grown.copy()
+    closed[1:] &= grown[:-1]
+    closed[:-1] &= grown[1:]
+    closed[:, 1:] &= grown[:, :-1]
+    closed[:, :-1] &= grown[:, 1:]
+    closed[[0, -1]] = False  # the edge's neighbours beyond it are paper
+    closed[:, [0, -1]] = False
+    return closed
 
 
 def _stroke_width(mask: np.ndarray) -> float:
