@@ -224,9 +224,10 @@ def _gray_and_alpha(image: Image.Image, side: int) -> tuple[np.ndarray, np.ndarr
         alpha = image.getchannel("A")
         if alpha.getextrema() != (255, 255):
             return _luminance_and_alpha(image, alpha, side)
-        image = image.convert("RGB" if image.mode == "RGBA" else "L")  # nothing transparent
+    # no transparency: an opaque RGBA is read as its RGB (the same luminance), made RGB only
+    # if its colours are looked at
     gray = np.asarray(_shrink(image.convert("L"), side), dtype=np.float32) / 255.0
-    if image.mode == "RGB":
+    if image.mode in ("RGB", "RGBA"):
         gray = _colour_contrast(gray, image, side)
     return gray, None
 
@@ -259,7 +260,8 @@ def _colour_contrast(gray: np.ndarray, image: Image.Image, side: int) -> np.ndar
     by_brightness = _quantile(np.abs(gray[::step, ::step] - _median(_border(gray))), 0.99)
     if by_brightness >= MIN_CONTRAST * 2:
         return gray  # the colours are only looked at when brightness tells too little
-    colour = np.asarray(_shrink(image, side), dtype=np.float32) / 255.0
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    colour = np.asarray(_shrink(rgb, side), dtype=np.float32) / 255.0
     paper = np.median(_border(colour), axis=0)
     by_colour = _quantile(_distance(colour[::step, ::step], paper), 0.99)
     if by_colour <= 2 * by_brightness:
