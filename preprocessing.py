@@ -585,14 +585,9 @@ def _resize(values: np.ndarray, longer_side: int) -> np.ndarray:
 
 def _closed(mask: np.ndarray) -> np.ndarray:
     """The closing of a mask by a cross, exactly ndimage.binary_closing's: the erosion of its
-    dilation. Shifted copies of the mask, where scipy's general erosion took 1-6 ms for a
-    working-size map (30x the cost)."""
-    grown = mask.copy()
-    grown[1:] |= mask[:-1]
-    grown[:-1] |= mask[1:]
-    grown[:, 1:] |= mask[:, :-1]
-    grown[:, :-1] |= mask[:, 1:]
-    return _eroded(grown)
+    dilation (a pen of radius 1 is the cross). scipy's general erosion took 1-6 ms for a
+    working-size map, about 8x this."""
+    return _eroded(_grown(mask, 1.0))
 
 
 def _eroded(mask: np.ndarray) -> np.ndarray:
