@@ -244,9 +244,11 @@ def _luminance_and_alpha(
     luminance = image.convert("L")
     if max(image.size) <= side:  # nothing to average: as they are
         return np.asarray(luminance, np.float32) / 255.0, np.asarray(alpha, np.float32) / 255.0
+    opacity = np.asarray(_shrink(alpha, side), dtype=np.float32)
+    if luminance.getbbox() is None:  # black on clear, as a canvas exports black strokes
+        return np.zeros_like(opacity), opacity / 255.0  # (what averaging zeros gives)
     # luminance x opacity / 255, over black
     covered = Image.composite(luminance, Image.new("L", image.size), alpha)
-    opacity = np.asarray(_shrink(alpha, side), dtype=np.float32)
     gray = np.asarray(_shrink(covered, side), dtype=np.float32)
     np.divide(gray, opacity, out=gray, where=opacity > 0)  # (premultiplied: 0 where clear)
     return gray, opacity / 255.0

@@ -216,6 +216,13 @@ def test_transparent_images_are_reduced_as_pillow_reduces_grey_and_alpha(
     opaque.putalpha(255)  # an alpha channel with nothing transparent: read as without one
     assert preprocessing._gray_and_alpha(opaque, 384)[1] is None
 
+    # black strokes on clear paper, as a canvas exports them: only the opacity is averaged
+    black = np.zeros_like(pixels)
+    black[..., 3] = pixels[..., 3]
+    gray, alpha = preprocessing._gray_and_alpha(Image.fromarray(black, "RGBA").convert(mode), 384)
+    assert alpha is not None and np.array_equal(alpha, reference[..., 1] / np.float32(255))
+    assert gray.shape == alpha.shape and not gray.any()
+
 
 def test_exif_orientation_is_applied(digit: np.ndarray) -> None:
     drawing = Image.fromarray(large_dark_on_light(digit))
