@@ -119,6 +119,29 @@ class _Frame:
 def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     """The number in a decoded upload. NoDigitFound when there is none, TooManyDigits beyond
     `max_digits`."""
+    line = locate(image, max_digits)
+    return _classify(line.ink, line.labels, line.groups, classify, line.frame, max_digits)
+
+
+@dataclass(frozen=True)
+class Line:
+    """What `read` finds before it reads: the ink map its digits are read from, the map's
+    labelled marks, the line's groups of marks (each a digit or touching digits), left to
+    right, and how the map's pixels map to the upload's."""
+
+    ink: np.ndarray
+    labels: np.ndarray
+    groups: list[_Group]
+    frame: _Frame
+
+    def box(self, group: _Group) -> Box:
+        """Where a group is, in the upload's pixels."""
+        return self.frame.box(*group.span)
+
+
+def locate(image: Image.Image, max_digits: int) -> Line:
+    """The line of digits in a decoded upload, as `read` reads it. NoDigitFound when there is
+    none, TooManyDigits beyond `max_digits` groups."""
     full_width = image.info.get("full_size", image.size)[0]
     to_upload = full_width / image.width  # a JPEG may have been decoded at a reduced scale
     # A first look at a smaller size: digits with more than enough pixels even there (a
@@ -159,21 +182,24 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     groups = _groups(marks)
     if len(groups) > max_digits:
         raise TooManyDigits(_too_many(max_digits))
-    return _classify(ink, labels, groups, classify, frame, max_digits)
+    return Line(ink, labels, groups, frame)
 
 
-def candidates(
-    ink: np.ndarray, max_digits: int
-) -> list[tuple[Span, list[tuple[tuple[int, int], np.ndarray]]]]:
-    """What the search of `read` chooses among, for an ink map (bench/cuts.py asks how often
-    the right reading is among it): each group of the line, left to right, with its box and
-    the parts of it that may be read as digits, each a (start, stop) cut of the box's columns
-    and its ink in the box: the whole group and every part between cuts (`_parts`)."""
+def line_of(ink: np.ndarray, max_digits: int) -> Line:
+    """The line of digits of an ink map, read at its own size (its pixels the upload's)."""
     labels, marks = _line(ink, max_digits)
-    groups = _groups(marks)
+    return Line(ink, labels, _groups(marks), _Frame(0.0, 0.0, 1.0, 1.0))
+
+
+def candidates(line: Line) -> list[tuple[Span, list[tuple[tuple[int, int], np.ndarray]]]]:
+    """What the search of `read` chooses among (bench/cuts.py asks how often the right reading
+    is among it): each group of the line, left to right, with its box in the ink map and the
+    parts of it that may be read as digits, each a (start, stop) cut of the box's columns and
+    its ink in the box: the whole group and every part between cuts (`_parts`)."""
+    inks = _group_inks(line.ink, line.labels, line.groups)
     return [
         (group.span, [((0, values.shape[1]), values), *_parts(values)])
-        for group, values in zip(groups, _group_inks(ink, labels, groups), strict=True)
+        for group, values in zip(line.groups, inks, strict=True)
     ]
 
 

@@ -18,6 +18,16 @@ a reading that is there); "cuts right" says how often the cuts themselves part t
 cleanly. The ink is the layers' own (no upload decoded): the figures are those of the cuts,
 not of finding the ink.
 
+Then the same numbers as uploads (MNIST, canvas and marker, as bench/numbers.py renders them),
+read as `POST /predict/number` reads them:
+
+- **among the candidates**: every group of the line the search finds in the upload
+  (`segmentation.locate`) has a run of parts whose classes, as the model reads them, spell the
+  digits whose ink is centred in the group's box: a reading the search could choose;
+- **read right**: what it chose.
+
+The difference is what choosing among the parts loses.
+
     python -m bench.cuts --model PATH [--count 200]
 """
 
@@ -35,11 +45,15 @@ import preprocessing
 import segmentation
 import styles
 from bench.common import load_mnist, table
+from bench.numbers import RENDERINGS
 from errors import NoDigitFound, ServiceError
 
 OWN = 0.8  # a part cut right holds this much of its digit's ink...
 SHARE = 0.75  # ...and its digit this much of the part's ink
 ROWS = [(2, "apart"), (2, "touching"), (4, "touching"), (8, "touching")]
+# Renderings of a number whose digits' places in the upload follow from the layers': (scale,
+# margin) of styles.mnist_png, canvas_png and thick_marker (the paper photo places it at random)
+PLACED = {"mnist": (1, 0), "canvas": (10, 0), "marker": (10, 20)}
 
 
 def owner(part: np.ndarray, layers: np.ndarray, own: float, share: float) -> int | None:
@@ -68,7 +82,7 @@ def check(served: model.DigitModel, layers: np.ndarray, labels: list[int]) -> tu
     """(cuts right, reading there) for one number."""
     ink = (layers.max(axis=0) / 255).astype(np.float32)
     try:
-        groups = segmentation.candidates(ink, 20)
+        groups = segmentation.candidates(segmentation.line_of(ink, 20))
     except (NoDigitFound, segmentation.TooManyDigits):
         return False, False
     seen: list[int] = []
@@ -99,6 +113,46 @@ def check(served: model.DigitModel, layers: np.ndarray, labels: list[int]) -> tu
     return cuts_right and everyone, reading_there and everyone
 
 
+def among_candidates(
+    served: model.DigitModel,
+    upload: bytes,
+    layers: np.ndarray,
+    labels: list[int],
+    rendering: str,
+) -> bool:
+    """Whether the search of `POST /predict/number` could read an upload of the number right:
+    each group of its line has a run of parts whose classes spell the digits centred in the
+    group's box (digits in no group: no)."""
+    scale, margin = PLACED[rendering]
+    masses = layers.sum(axis=1)  # (digits, columns)
+    columns = np.arange(layers.shape[2]) + 0.5
+    centres = margin + scale * (masses @ columns) / masses.sum(axis=1)
+    image = preprocessing.decode(upload, 50_000_000, segmentation.SIDE)
+    try:
+        line = segmentation.locate(image, 20)
+    except (NoDigitFound, segmentation.TooManyDigits):
+        return False
+    seen = 0
+    for group, (_, parts) in zip(line.groups, segmentation.candidates(line), strict=True):
+        box = line.box(group)
+        mine = [labels[d] for d, x in enumerate(centres) if box.x <= x < box.x + box.width]
+        seen += len(mine)
+        framed, cuts_kept = [], []
+        for cut, values in parts:
+            try:
+                framed.append(preprocessing.frame_digit(values, pad=values.shape[0] // 2))
+            except NoDigitFound:
+                continue
+            cuts_kept.append(cut)
+        if not framed:
+            return False
+        read = served.probabilities(np.stack(framed)).argmax(axis=1)
+        width = group.span[3] - group.span[2]
+        if not runs(width, [(cut, int(d)) for cut, d in zip(cuts_kept, read, strict=True)], mine):
+            return False
+    return seen == len(labels)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -111,6 +165,8 @@ def main() -> int:
     for length, layout in ROWS:
         rng = np.random.default_rng([length, styles.LAYOUTS.index(layout), 7])
         cuts = there = right = 0
+        among = dict.fromkeys(PLACED, 0)
+        chosen_right = dict.fromkeys(PLACED, 0)
         for _ in range(args.count):
             chosen = rng.choice(len(holdout), length, replace=False)
             labels = [int(d) for d in holdout.labels[chosen]]
@@ -121,11 +177,24 @@ def main() -> int:
             outcome = reader.read_number(upload)
             truth = "".join(map(str, labels))
             right += not isinstance(outcome, ServiceError) and outcome.number == truth
+            for rendering in PLACED:
+                upload = RENDERINGS[rendering](layers.max(axis=0).astype(np.uint8), rng)
+                among[rendering] += among_candidates(served, upload, layers, labels, rendering)
+                outcome = reader.read_number(upload)
+                chosen_right[rendering] += (
+                    not isinstance(outcome, ServiceError) and outcome.number == truth
+                )
         shares = [f"{n / args.count:.1%}" for n in (cuts, there, right)]
+        for rendering in PLACED:
+            shares.append(f"{among[rendering] / args.count:.1%}")
+            shares.append(f"{chosen_right[rendering] / args.count:.1%}")
         rows.append([f"{length} {layout}", *shares])
         print(rows[-1], flush=True)
     print(f"\nmodel {served.info.version}; {args.count} numbers a row\n")
-    print(table(["numbers", "cuts right", "reading there", "read right"], rows))
+    headers = ["numbers", "cuts right", "reading there", "read right"]
+    for rendering in PLACED:
+        headers += [f"{rendering}: among the candidates", f"{rendering}: read right"]
+    print(table(headers, rows))
     return 0
 
 

@@ -207,7 +207,12 @@ def main() -> int:
         whole, count, digits = scores(truths, answers)
         row: list[object] = [name, f"{whole:.1%}", f"{count:.1%}", f"{digits:.1%}",
                              f"{seconds * 1000:.1f}"]  # fmt: skip
-        result = {"whole": whole, "count": count, "digits": digits, "median_ms": seconds * 1000}
+        result: dict[str, object] = {
+            "whole": whole,
+            "count": count,
+            "digits": digits,
+            "median_ms": seconds * 1000,
+        }
         if baseline:
             theirs = scores(truths, tesseract(images))
             row += [f"{theirs[0]:.1%}", f"{theirs[2]:.1%}"]

@@ -177,7 +177,7 @@ def test_the_candidates_of_touching_digits_hold_the_whole_and_each_digit(
     layers = styles.number_layers(digits_of(sure, "38"), np.random.default_rng(2), "touching")
     ink = (layers.max(axis=0) / 255).astype(np.float32)
     assert ndimage.label(ink > 0.4, structure=np.ones((3, 3)))[1] == 1  # they touch
-    ((span, parts),) = segmentation.candidates(ink, 20)
+    ((span, parts),) = segmentation.candidates(segmentation.line_of(ink, 20))
     top, bottom, start, stop = span
     width = stop - start
     assert parts[0][0] == (0, width)
