@@ -91,23 +91,17 @@ def check(served: model.DigitModel, layers: np.ndarray, labels: list[int]) -> tu
         box = layers[:, top:bottom, left:right]
         mine = [d for d in range(len(labels)) if box[d].sum() > 0.5 * layers[d].sum()]
         seen += mine
-        clean, most, framed = [], [], []
+        held = []  # the parts holding most of one digit, and which
         for cut, values in parts:
             whose = owner(values, box, 0.5, 0.5)
-            if whose is None:
-                continue
-            try:
-                framed.append(preprocessing.frame_digit(np.pad(values, values.shape[0] // 2)))
-            except NoDigitFound:
-                continue
-            most.append((cut, whose))
-            if owner(values, box, OWN, SHARE) is not None:
-                clean.append((cut, whose))
+            if whose is not None:
+                held.append((cut, whose, values))
+        read = classes(served, [(cut, values) for cut, _, values in held])
+        clean = [(cut, whose) for cut, whose, values in held
+                 if cut in read and owner(values, box, OWN, SHARE) is not None]  # fmt: skip
+        most = [(cut, whose) for cut, whose, _ in held if read.get(cut) == labels[whose]]
         width = right - left
         cuts_right &= runs(width, clean, mine)
-        if most:
-            read = served.probabilities(np.stack(framed)).argmax(axis=1)
-            most = [(cut, d) for (cut, d), r in zip(most, read, strict=True) if r == labels[d]]
         reading_there &= runs(width, most, mine)
     everyone = sorted(seen) == list(range(len(labels)))
     return cuts_right and everyone, reading_there and everyone
@@ -137,20 +131,28 @@ def among_candidates(
         box = line.box(group)
         mine = [labels[d] for d, x in enumerate(centres) if box.x <= x < box.x + box.width]
         seen += len(mine)
-        framed, cuts_kept = [], []
-        for cut, values in parts:
-            try:
-                framed.append(preprocessing.frame_digit(values, pad=values.shape[0] // 2))
-            except NoDigitFound:
-                continue
-            cuts_kept.append(cut)
-        if not framed:
-            return False
-        read = served.probabilities(np.stack(framed)).argmax(axis=1)
-        width = group.span[3] - group.span[2]
-        if not runs(width, [(cut, int(d)) for cut, d in zip(cuts_kept, read, strict=True)], mine):
+        read = classes(served, parts)
+        if not runs(group.span[3] - group.span[2], list(read.items()), mine):
             return False
     return seen == len(labels)
+
+
+def classes(
+    served: model.DigitModel, parts: list[tuple[tuple[int, int], np.ndarray]]
+) -> dict[tuple[int, int], int]:
+    """The class the model reads in each part (cut, its ink) that frames as a digit, framed
+    as the search frames the parts it tries."""
+    framed, cuts = [], []
+    for cut, values in parts:
+        try:
+            framed.append(preprocessing.frame_digit(values, pad=values.shape[0] // 2))
+        except NoDigitFound:
+            continue
+        cuts.append(cut)
+    if not framed:
+        return {}
+    read = served.probabilities(np.stack(framed)).argmax(axis=1)
+    return {cut: int(digit) for cut, digit in zip(cuts, read, strict=True)}
 
 
 def main() -> int:
