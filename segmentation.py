@@ -461,13 +461,17 @@ def _classify(
 def _group_inks(ink: np.ndarray, labels: np.ndarray, groups: list[_Group]) -> list[np.ndarray]:
     """The ink of each group's box: its marks, and the specks in it (frame_digit keeps those on
     the digit), not the marks of other groups reaching into it."""
-    line_labels = [label for group in groups for label in group.labels]
+    speck = np.ones(int(labels.max()) + 1, dtype=bool)  # by label: a mark of no group
+    speck[0] = False  # (the paper)
+    for group in groups:
+        speck[group.labels] = False
     inks = []
     for group in groups:
         top, bottom, left, right = group.span
-        region = labels[top:bottom, left:right]
-        keep = np.isin(region, group.labels) | ((region > 0) & ~np.isin(region, line_labels))
-        inks.append(np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32))
+        keep = speck.copy()
+        keep[group.labels] = True
+        kept = keep[labels[top:bottom, left:right]]
+        inks.append(np.where(kept, ink[top:bottom, left:right], 0.0).astype(np.float32))
     return inks
 
 
