@@ -12,11 +12,12 @@ working size, since a number is wider than a digit. Then:
    line's digits beside one; neighbours with hardly any paper between them are read together.
 3. `_cuts`, `_cut_paths`, `_best_path`: a group wider than one digit can be may be touching
    digits. Its parts between cuts (from the columns of least ink, and a grid, each cut
-   running down the path of least ink near its column) are all framed and classified at
-   once, and the group is read as the run of parts, left edge to right, that is likeliest:
-   each part's class probability, the model's probability that it is one whole digit (not a
-   fragment, not two run together: `training_pieces`), and how usual its width is for its
-   class among MNIST's digits. Groups read whole with certainty are not split at all.
+   running down the path of least ink near its column) are framed and classified, and the
+   group is read as the run of parts, left edge to right, that is likeliest: each part's
+   class probability, the model's probability that it is one whole digit (not a fragment,
+   not two run together: `training_pieces`), and how usual its width is for its class among
+   MNIST's digits. Only the parts that can change that choice are framed (`_Search`). Groups
+   read whole with certainty are not split at all.
 
 Each digit is framed as MNIST's normalisation would (preprocessing.frame_digit); the number's
 confidence is the product of its digits' (each is calibrated). A digit's box is given in the
@@ -65,6 +66,8 @@ MAX_CUTS = 24  # ...and on the grid, at most this many of each in one group (wha
 REACH = 0.25  # a cut may wander this far from its column (times the group's height)...
 BEND = 0.05  # ...each step sideways costing this much ink...
 STRAY = 0.02  # ...and each pixel away from its column this much, a row
+COLUMNS_AT_ONCE = 2  # the search of a group's parts frames those starting at this many columns
+# at once (all framed at once are classified in one pass)
 THINNEST = 0.2  # no part of a split is narrower than this (times its height): a 1 is wider
 # Digits are read at this height (px): taller ones are reduced to it (the classifier's 20 px
 # box needs no more, and the cuts tried in touching digits cost less), lower ones in a reduced
@@ -429,7 +432,8 @@ def _classify(
     """Read each group as the best path of its parts. Every group that can be one digit is
     framed and classified whole first, all at once. A whole reading scoring above 0 is final:
     every part scores at most 0, so no run of two or more can beat it. The other groups are
-    then tried as their parts between the cuts their width allows, all at once too."""
+    then tried as their parts between the cuts their width allows (`_parts`), framed as the
+    search needs them (`_Search`), the groups' together."""
     line = float(np.median([group.span[1] - group.span[0] for group in groups]))
     inks = _group_inks(ink, labels, groups)
     tried: list[Parts] = [{} for _ in groups]
@@ -438,12 +442,18 @@ def _classify(
               if values.shape[1] <= WIDEST * max(values.shape[0], line)]  # fmt: skip
     _frame_parts(wholes, groups, tried, classify)
     bonus = [0.0 if group.close else WHOLE for group in groups]
-    splits = []
+    searches = []
     for i, (values, parts) in enumerate(zip(inks, tried, strict=True)):
         read_whole = parts.get((0, values.shape[1]))
         if read_whole is None or read_whole.score(line) + bonus[i] <= 0:
-            splits += [(i, cut, part) for cut, part in _parts(values)]
-    _frame_parts(splits, groups, tried, classify)
+            searches.append(_Search(i, values, parts, bonus[i], line))
+    while searches:
+        batch = [part for search in searches for part in search.wanted()]
+        if not batch:  # every search has found its best reading among the parts it framed
+            break
+        _frame_parts(batch, groups, tried, classify)
+    # a group no run of framed parts crosses is read as its largest part, of all of them
+    _frame_parts([part for search in searches for part in search.rest()], groups, tried, classify)
     chosen: list[_Part] = []
     for values, parts, prior in zip(inks, tried, bonus, strict=True):
         chosen += _best_path(values.shape[1], parts, prior, line)
@@ -456,6 +466,55 @@ def _classify(
         probabilities=np.stack([part.probabilities for part in chosen]),
         boxes=[frame.box(*part.span) for part in chosen],
     )
+
+
+class _Search:
+    """Which parts of a group to frame, so that its best path (`_best_path`) is found without
+    framing them all: the parts starting at a column are framed only once the column is
+    reached, by the parts framed so far, with a better score than the best reading across
+    the group found yet. Every part scores at most 0, so a path through a column reached no
+    better cannot beat that reading. A column at a time (Dijkstra's order, COLUMNS_AT_ONCE of
+    them a round), the group's best path is then among the parts framed: touching digits
+    frame about two thirds of their parts."""
+
+    def __init__(self, group: int, values: np.ndarray, tried: Parts, whole: float, line: float):
+        self.width, self.tried, self.whole, self.line = values.shape[1], tried, whole, line
+        self.pending: dict[int, list[tuple[int, tuple[int, int], np.ndarray]]] = {}
+        for cut, part in _parts(values):
+            self.pending.setdefault(cut[0], []).append((group, cut, part))
+        self.scores: dict[tuple[int, int], float] = {}
+
+    def _reached(self) -> dict[int, float]:
+        """The best score with which the framed parts reach each column from the left edge."""
+        for cut, part in self.tried.items():
+            if cut not in self.scores:
+                bonus = self.whole if cut == (0, self.width) else 0.0
+                self.scores[cut] = part.score(self.line) + bonus
+        best = {0: 0.0}
+        for start, stop in sorted(self.scores, key=lambda cut: (cut[1], cut[0])):
+            if start in best:
+                total = best[start] + self.scores[start, stop]
+                if stop not in best or total > best[stop]:
+                    best[stop] = total
+        return best
+
+    def wanted(self) -> list[tuple[int, tuple[int, int], np.ndarray]]:
+        """The parts to frame next (none: the best path is among those framed)."""
+        best = self._reached()
+        across = best.get(self.width, -np.inf)
+        columns = sorted(
+            (column for column in self.pending if best.get(column, -np.inf) > across),
+            key=lambda column: -best[column],
+        )[:COLUMNS_AT_ONCE]
+        return [part for column in columns for part in self.pending.pop(column)]
+
+    def rest(self) -> list[tuple[int, tuple[int, int], np.ndarray]]:
+        """The parts not framed, if no run of framed parts crosses the group (else none)."""
+        if self.width in self._reached():
+            return []
+        rest = [part for parts in self.pending.values() for part in parts]
+        self.pending.clear()
+        return rest
 
 
 def _group_inks(ink: np.ndarray, labels: np.ndarray, groups: list[_Group]) -> list[np.ndarray]:
@@ -578,7 +637,8 @@ def _best_path(width: int, parts: Parts, whole: float, line: float) -> list[_Par
             best[stop] = (total, [*best[start][1], part])
     if width in best:
         return best[width][1]
-    return [parts[max(parts, key=lambda cut: cut[1] - cut[0])]]  # no path across: its largest
+    # no path across: its largest part (the leftmost of the largest)
+    return [parts[max(parts, key=lambda cut: (cut[1] - cut[0], -cut[0]))]]
 
 
 def _shape(span: Span, digit: int, line: float) -> float:
