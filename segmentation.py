@@ -447,10 +447,8 @@ def _classify(
         read_whole = parts.get((0, values.shape[1]))
         if read_whole is None or read_whole.score(line) + bonus[i] <= 0:
             searches.append(_Search(i, values, parts, bonus[i], line))
-    while searches:
-        batch = [part for search in searches for part in search.wanted()]
-        if not batch:  # every search has found its best reading among the parts it framed
-            break
+    # until every search has found its best reading among the parts it framed
+    while batch := [part for search in searches for part in search.wanted()]:
         _frame_parts(batch, groups, tried, classify)
     # a group no run of framed parts crosses is read as its largest part, of all of them
     _frame_parts([part for search in searches for part in search.rest()], groups, tried, classify)
@@ -488,15 +486,8 @@ class _Search:
         """The best score with which the framed parts reach each column from the left edge."""
         for cut, part in self.tried.items():
             if cut not in self.scores:
-                bonus = self.whole if cut == (0, self.width) else 0.0
-                self.scores[cut] = part.score(self.line) + bonus
-        best = {0: 0.0}
-        for start, stop in sorted(self.scores, key=lambda cut: (cut[1], cut[0])):
-            if start in best:
-                total = best[start] + self.scores[start, stop]
-                if stop not in best or total > best[stop]:
-                    best[stop] = total
-        return best
+                self.scores[cut] = _scored(part, cut, self.width, self.whole, self.line)
+        return {column: total for column, (total, _) in _runs(self.scores).items()}
 
     def wanted(self) -> list[tuple[int, tuple[int, int], np.ndarray]]:
         """The parts to frame next (none: the best path is among those framed)."""
@@ -623,22 +614,31 @@ def _best_path(width: int, parts: Parts, whole: float, line: float) -> list[_Par
     """The parts a group is read as: the run of parts from its left edge to its right whose
     digits are likeliest together (the sum of their scores, `_Part.score`), the whole group
     `whole` more likely beforehand. The classifier alone cannot tell: fragments of one digit
-    look like digits too, and two touching digits like one. Dynamic programming over the cut
-    columns."""
+    look like digits too, and two touching digits like one."""
     if not parts:
         return []
-    best: dict[int, tuple[float, list[_Part]]] = {0: (0.0, [])}
-    for start, stop in sorted(parts, key=lambda cut: (cut[1], cut[0])):
-        if start not in best:
-            continue
-        part = parts[start, stop]
-        total = best[start][0] + part.score(line) + (whole if (start, stop) == (0, width) else 0)
-        if stop not in best or total > best[stop][0]:
-            best[stop] = (total, [*best[start][1], part])
-    if width in best:
-        return best[width][1]
+    runs = _runs({cut: _scored(part, cut, width, whole, line) for cut, part in parts.items()})
+    if width in runs:
+        return [parts[cut] for cut in runs[width][1]]
     # no path across: its largest part (the leftmost of the largest)
     return [parts[max(parts, key=lambda cut: (cut[1] - cut[0], -cut[0]))]]
+
+
+def _scored(part: _Part, cut: tuple[int, int], width: int, whole: float, line: float) -> float:
+    """A part's score in a group `width` wide, the whole group `whole` more likely."""
+    return part.score(line) + (whole if cut == (0, width) else 0.0)
+
+
+def _runs(scores: dict[tuple[int, int], float]) -> dict[int, tuple[float, list[tuple[int, int]]]]:
+    """For each column the parts (cuts, with their scores) reach from the left edge, the best
+    total score of a run of them there and that run: dynamic programming over the cuts."""
+    best: dict[int, tuple[float, list[tuple[int, int]]]] = {0: (0.0, [])}
+    for start, stop in sorted(scores, key=lambda cut: (cut[1], cut[0])):
+        if start in best:
+            total = best[start][0] + scores[start, stop]
+            if stop not in best or total > best[stop][0]:
+                best[stop] = (total, [*best[start][1], (start, stop)])
+    return best
 
 
 def _shape(span: Span, digit: int, line: float) -> float:
