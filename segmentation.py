@@ -471,9 +471,10 @@ class _Search:
     framing them all: the parts starting at a column are framed only once the column is
     reached, by the parts framed so far, with a better score than the best reading across
     the group found yet. Every part scores at most 0, so a path through a column reached no
-    better cannot beat that reading. A column at a time (Dijkstra's order, COLUMNS_AT_ONCE of
-    them a round), the group's best path is then among the parts framed: four touching digits
-    frame about half of their parts, eight about three quarters."""
+    better cannot beat that reading. Columns are taken best reached first (Dijkstra's order),
+    COLUMNS_AT_ONCE a round; once none is left to take, the group's best path is among the
+    parts framed. Four touching digits frame about half of their parts, eight about three
+    quarters."""
 
     def __init__(self, group: int, values: np.ndarray, tried: Parts, whole: float, line: float):
         self.width, self.tried, self.whole, self.line = values.shape[1], tried, whole, line
