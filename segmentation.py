@@ -544,6 +544,13 @@ def _parts(values: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
     return parts
 
 
+def frame_part(values: np.ndarray) -> np.ndarray:
+    """A part of a group (its ink in the group's box) framed as a digit is, with paper around
+    it as around a digit in its own image (bench/cuts.py frames parts as the search does).
+    NoDigitFound when it is no digit-like ink."""
+    return preprocessing.frame_digit(values, pad=values.shape[0] // 2)
+
+
 def _frame_parts(
     parts: list[tuple[int, tuple[int, int], np.ndarray]],
     groups: list[_Group],
@@ -554,9 +561,8 @@ def _frame_parts(
     add each to its group's tried parts. A part that is no digit-like ink is left out."""
     framed, kept = [], []
     for group, cut, values in parts:
-        pad = values.shape[0] // 2  # paper around it, as around a digit in its own image
         try:
-            framed.append(preprocessing.frame_digit(values, pad=pad))
+            framed.append(frame_part(values))
         except NoDigitFound:
             continue
         kept.append((group, cut, values))

@@ -145,7 +145,7 @@ def classes(
     framed, cuts = [], []
     for cut, values in parts:
         try:
-            framed.append(preprocessing.frame_digit(values, pad=values.shape[0] // 2))
+            framed.append(segmentation.frame_part(values))
         except NoDigitFound:
             continue
         cuts.append(cut)
