@@ -119,13 +119,14 @@ def _touching(left: np.ndarray, right: np.ndarray, overlap: int) -> np.ndarray:
 
 
 # Of the 166-168 pairs of these digits that touch at an overlap of 2 or 3 px, the small test
-# model reads 115-124 right, by the CPU's floating point (AVX2 or AVX-512 in numpy and OpenBLAS:
-# each trains a slightly different model from the same 800 digits); 87 before cuts followed paths
-# and the whole-digit head learnt cuts where two digits meet. These are some of the 103 read right
-# on all four paths, 1s run into their neighbours among them.
+# model reads 126-129 right, by the CPU's floating point (AVX2 or AVX-512 in numpy and OpenBLAS:
+# each trains a slightly different model from the same 800 digits); 118-121 with digits read at
+# 48 px rather than 64 (115-124 on all four paths), 87 before cuts followed paths and the
+# whole-digit head learnt cuts where two digits meet. These are read right on both paths CI
+# runs, 1s run into their neighbours among them.
 @pytest.mark.parametrize(
     ("number", "overlap"),
-    [("00", 2), ("03", 3), ("10", 3), ("14", 3), ("18", 2), ("38", 2), ("41", 2), ("47", 2),
+    [("00", 2), ("03", 3), ("10", 3), ("14", 3), ("18", 2), ("31", 2), ("38", 2), ("47", 2),
      ("59", 3), ("72", 3), ("90", 2)],
 )  # fmt: skip
 def test_touching_digits_are_split(
@@ -141,8 +142,8 @@ def test_touching_digits_are_split(
 def test_most_touching_pairs_are_split(
     trained: model.DigitModel, sure: dict[int, np.ndarray]
 ) -> None:
-    """Every pair of these digits that touches at 2 or 3 px: at least 100 read right (115-124 on
-    the four floating-point paths above; 87 before cuts followed paths)."""
+    """Every pair of these digits that touches at 2 or 3 px: at least 110 read right (126-129 on
+    the two floating-point paths CI runs; 87 before cuts followed paths)."""
     read_right = touching = 0
     for number in (f"{first}{second}" for first in range(10) for second in range(10)):
         left, right = digits_of(sure, number)
@@ -151,7 +152,7 @@ def test_most_touching_pairs_are_split(
             if ndimage.label(ink > 100, structure=np.ones((3, 3)))[1] == 1:
                 touching += 1
                 read_right += read(trained, paper(ink)) == number
-    assert touching >= 160 and read_right >= 100
+    assert touching >= 160 and read_right >= 110
 
 
 def test_the_search_frames_only_the_parts_it_needs(
