@@ -75,7 +75,9 @@ THINNEST = 0.2  # no part of a split is narrower than this (times its height): a
 # digits in marker 89.5% -> 92.5%, their count 97.0% -> 99.5%).
 DIGIT_HEIGHT = 64
 REDUCE_ABOVE = 1.5  # ...reduced when over 1.5 times that
-SHARP = 48  # digits lower than this in a reduced frame are read again from the full image...
+# A first look's digits are read from it when over REDUCE_ABOVE times SHARP; digits lower
+# than SHARP in a reduced frame are read again from the full image...
+SHARP = 48
 ZOOM_MARGIN = 0.25  # ...with this much context around it (times its height)
 
 # (n, 28, 28) digits -> (n, 10) class probabilities and, if known, (n,) the probability that
