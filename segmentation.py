@@ -10,6 +10,8 @@ working size, since a number is wider than a digit. Then:
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
    detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
    line's digits beside one; neighbours with hardly any paper between them are read together.
+   Neighbours a little farther apart that are together no wider than a digit are read as one
+   when the model is surer of that (`_pieces_apart`: a digit a pen skipped across).
 3. `_cuts`, `_cut_paths`, `_best_path`: a group wider than one digit can be may be touching
    digits. Its parts between cuts (from the columns of least ink, and a grid, each cut
    running down the path of least ink near its column) are framed and classified, and the
@@ -26,6 +28,7 @@ upload's own pixels, after EXIF orientation.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +50,8 @@ LINE_DRIFT = 0.5  # ...with its middle within half that mark's height of it (a d
 OVERLAP = 0.5  # marks overlapping by half the narrower one's width are pieces of one digit
 PIECE_HEIGHT = 0.5  # a mark lower than half the line's digits is a piece of one...
 CLOSE = 0.05  # neighbours closer than this (times a digit's height) are read together
+PIECES_APART = 0.15  # neighbours closer than this, together no wider than PIECES_WIDTH times
+PIECES_WIDTH = 1.0  # their height, are also read as one digit if the model is surer of that
 PIECE_GAP = 0.3  # ...of the one it comes within 30% of a digit height of; else a dash or dot
 DIGIT_ASPECT = 0.8  # an MNIST digit's median width / height
 WIDEST = 1.5  # the widest single digits (a 0, 2 or 5): 99th percentile of MNIST's
@@ -457,9 +462,12 @@ def _classify(
         _frame_parts(batch, groups, tried, classify)
     # a group no run of framed parts crosses is read as its largest part, of all of them
     _frame_parts([part for search in searches for part in search.rest()], groups, tried, classify)
-    chosen: list[_Part] = []
-    for values, parts, prior in zip(inks, tried, bonus, strict=True):
-        chosen += _best_path(values.shape[1], parts, prior, line)
+    readings = [
+        _best_path(values.shape[1], parts, prior, line)
+        for values, parts, prior in zip(inks, tried, bonus, strict=True)
+    ]
+    readings = _pieces_apart(ink, labels, groups, readings, classify, line)
+    chosen = [part for _, parts in readings for part in parts]
     if not chosen:
         raise NoDigitFound(NO_DIGIT)
     if len(chosen) > max_digits:
@@ -469,6 +477,58 @@ def _classify(
         probabilities=np.stack([part.probabilities for part in chosen]),
         boxes=[frame.box(*part.span) for part in chosen],
     )
+
+
+def _pieces_apart(
+    ink: np.ndarray,
+    labels: np.ndarray,
+    groups: list[_Group],
+    readings: list[tuple[float, list[_Part]]],
+    classify: Classifier,
+    line: float,
+) -> list[tuple[float, list[_Part]]]:
+    """The groups' readings (score, parts), with neighbours that are one digit in two pieces
+    side by side read as one: a 0 or a 4 a pen skipped across from top to bottom. Both pieces
+    are about as tall as the digit, so `_pieces_joined` leaves them apart, and there may be
+    more paper between them than CLOSE. Neighbours are tried when each was read as one digit,
+    less than PIECES_APART of a digit's height apart, together no wider than PIECES_WIDTH times
+    their height. Their union, framed and classified, is read instead when it is read whole
+    with certainty (a score above 0 with the WHOLE prior, as a group that is not split) and
+    scores more than the two readings together (each with its own prior): digits written
+    close, each read surely, keep their two priors against the union's one, and a digit the
+    `whole` head doubts (a thin 1) is not taken into a doubtful union with its neighbour."""
+    pairs = []
+    for i, (one, two) in enumerate(itertools.pairwise(groups)):
+        span = _extent([one.span, two.span])
+        if (
+            len(readings[i][1]) == len(readings[i + 1][1]) == 1
+            and not (one.close or two.close)
+            and _gap(one.span, two.span) < PIECES_APART * line
+            and span[3] - span[2] <= PIECES_WIDTH * max(span[1] - span[0], line)
+        ):
+            pairs.append((i, _Group(one.labels + two.labels, span)))
+    if not pairs:
+        return readings
+    unions = [group for _, group in pairs]
+    tried: list[Parts] = [{} for _ in pairs]
+    inks = _group_inks(ink, labels, unions)
+    wholes = [(k, (0, values.shape[1]), values) for k, values in enumerate(inks)]
+    _frame_parts(wholes, unions, tried, classify)
+    together = {}  # the first of two neighbours -> their union read whole, when sure of it
+    for (i, _), values, parts in zip(pairs, inks, tried, strict=True):
+        whole = parts.get((0, values.shape[1]))
+        if whole is not None and whole.score(line) + WHOLE > 0:
+            together[i] = (whole.score(line) + WHOLE, [whole])
+    # the likeliest reading of the first k groups, each alone or two together: a piece
+    # between two neighbours goes with the one it reads best with
+    best: list[tuple[float, list[tuple[float, list[_Part]]]]] = [(0.0, [])]
+    for k, reading in enumerate(readings, start=1):
+        choices = [(best[k - 1][0] + reading[0], [*best[k - 1][1], reading])]
+        if k - 2 in together:
+            union = together[k - 2]
+            choices.append((best[k - 2][0] + union[0], [*best[k - 2][1], union]))
+        best.append(max(choices, key=lambda choice: choice[0]))
+    return best[-1][1]
 
 
 class _Search:
@@ -622,18 +682,21 @@ def _cut_paths(values: np.ndarray, columns: list[int]) -> np.ndarray:
     return paths
 
 
-def _best_path(width: int, parts: Parts, whole: float, line: float) -> list[_Part]:
-    """The parts a group is read as: the run of parts from its left edge to its right whose
-    digits are likeliest together (the sum of their scores, `_Part.score`), the whole group
-    `whole` more likely beforehand. The classifier alone cannot tell: fragments of one digit
-    look like digits too, and two touching digits like one."""
+def _best_path(width: int, parts: Parts, whole: float, line: float) -> tuple[float, list[_Part]]:
+    """The parts a group is read as, and their score: the run of parts from its left edge to
+    its right whose digits are likeliest together (the sum of their scores, `_Part.score`),
+    the whole group `whole` more likely beforehand. The classifier alone cannot tell:
+    fragments of one digit look like digits too, and two touching digits like one."""
     if not parts:
-        return []
-    runs = _runs({cut: _scored(part, cut, width, whole, line) for cut, part in parts.items()})
+        return 0.0, []
+    scores = {cut: _scored(part, cut, width, whole, line) for cut, part in parts.items()}
+    runs = _runs(scores)
     if width in runs:
-        return [parts[cut] for cut in runs[width][1]]
+        total, cuts = runs[width]
+        return total, [parts[cut] for cut in cuts]
     # no path across: its largest part (the leftmost of the largest)
-    return [parts[max(parts, key=lambda cut: (cut[1] - cut[0], -cut[0]))]]
+    largest = max(parts, key=lambda cut: (cut[1] - cut[0], -cut[0]))
+    return scores[largest], [parts[largest]]
 
 
 def _scored(part: _Part, cut: tuple[int, int], width: int, whole: float, line: float) -> float:

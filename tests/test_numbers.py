@@ -273,6 +273,48 @@ def test_a_digit_in_pieces_is_one_digit(
     assert read(trained, paper(ink)) == f"1{number}8"
 
 
+def _apart(digits: list[np.ndarray], gap: int) -> np.ndarray:
+    """Digits side by side with `gap` px of paper between their ink (MNIST's scale)."""
+    inks = [digit[:, np.flatnonzero(digit.any(axis=0))] for digit in digits]
+    ink = np.zeros((28, sum(one.shape[1] for one in inks) + gap * (len(inks) - 1)), np.uint8)
+    left = 0
+    for one in inks:
+        ink[:, left : left + one.shape[1]] = one
+        left += one.shape[1] + gap
+    return np.pad(ink, 4)
+
+
+@pytest.mark.parametrize("number", ["5", "9"])
+def test_a_digit_a_pen_skipped_across_is_one_digit(
+    trained: model.DigitModel,
+    sure: dict[int, np.ndarray],
+    number: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A digit parted top to bottom, its pieces side by side and each as tall as the digit,
+    with more paper between them than CLOSE: read as one digit, since the model is surer of
+    that than of the pieces as digits (`segmentation._pieces_apart`)."""
+    digit = _parted(sure[int(number)], 0.5, 3)
+    ink = styles.number([sure[1], digit, sure[8]], np.random.default_rng(3), "apart")
+    image = preprocessing.decode(paper(ink), LIMIT, segmentation.SIDE)
+    line = segmentation.locate(image, 20)
+    middle = line.groups[1:-1]  # the two pieces: groups of their own, not read together
+    assert len(middle) == 2 and not any(group.close for group in middle)
+    assert read(trained, paper(ink)) == f"1{number}8"
+    monkeypatch.setattr(segmentation, "PIECES_APART", 0.0)  # without: two digits
+    assert len(read(trained, paper(ink))) == 4
+
+
+@pytest.mark.parametrize("number", ["14", "41", "71", "17", "10", "2141", "4190", "5161"])
+def test_digits_written_close_are_not_taken_for_pieces(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
+) -> None:
+    """Digits 3 px apart at MNIST's scale (a tenth of their height), narrow 1s among them, whose
+    union is no wider than a digit may be: each read as itself."""
+    ink = _apart(digits_of(sure, number), 3)
+    assert read(trained, paper(ink)) == number
+
+
 def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
     """Specks, a ruled line under the number and a badge in a corner are no digits."""
     ink = styles.number(digits_of(sure, "1984"), np.random.default_rng(4), "apart")
