@@ -49,10 +49,10 @@ LINE_GAP = 2.0  # a mark joins the line within 2 digit heights of its nearest ma
 LINE_DRIFT = 0.5  # ...with its middle within half that mark's height of it (a drifting line)
 OVERLAP = 0.5  # marks overlapping by half the narrower one's width are pieces of one digit
 PIECE_HEIGHT = 0.5  # a mark lower than half the line's digits is a piece of one...
+PIECE_GAP = 0.3  # ...of the one it comes within 30% of a digit height of; else a dash or dot
 CLOSE = 0.05  # neighbours closer than this (times a digit's height) are read together
 PIECES_APART = 0.15  # neighbours closer than this, together no wider than PIECES_WIDTH times
 PIECES_WIDTH = 1.0  # their height, are also read as one digit if the model is surer of that
-PIECE_GAP = 0.3  # ...of the one it comes within 30% of a digit height of; else a dash or dot
 DIGIT_ASPECT = 0.8  # an MNIST digit's median width / height
 WIDEST = 1.5  # the widest single digits (a 0, 2 or 5): 99th percentile of MNIST's
 # How wide MNIST's digits of each class are for their height: the median of the 8,000 training
@@ -516,9 +516,11 @@ def _pieces_apart(
     _frame_parts(wholes, unions, tried, classify)
     together = {}  # the first of two neighbours -> their union read whole, when sure of it
     for (i, _), values, parts in zip(pairs, inks, tried, strict=True):
-        whole = parts.get((0, values.shape[1]))
-        if whole is not None and whole.score(line) + WHOLE > 0:
-            together[i] = (whole.score(line) + WHOLE, [whole])
+        cut = (0, values.shape[1])
+        if (whole := parts.get(cut)) is not None:
+            score = _scored(whole, cut, cut[1], WHOLE, line)
+            if score > 0:
+                together[i] = (score, [whole])
     # the likeliest reading of the first k groups, each alone or two together: a piece
     # between two neighbours goes with the one it reads best with
     best: list[tuple[float, list[tuple[float, list[_Part]]]]] = [(0.0, [])]
