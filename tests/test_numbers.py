@@ -296,13 +296,13 @@ def test_a_digit_a_pen_skipped_across_is_one_digit(
     that than of the pieces as digits (`segmentation._pieces_apart`)."""
     digit = _parted(sure[int(number)], 0.5, 3)
     ink = styles.number([sure[1], digit, sure[8]], np.random.default_rng(3), "apart")
-    image = preprocessing.decode(paper(ink), LIMIT, segmentation.SIDE)
-    line = segmentation.locate(image, 20)
+    upload = paper(ink)
+    line = segmentation.locate(preprocessing.decode(upload, LIMIT, segmentation.SIDE), 20)
     middle = line.groups[1:-1]  # the two pieces: groups of their own, not read together
     assert len(middle) == 2 and not any(group.close for group in middle)
-    assert read(trained, paper(ink)) == f"1{number}8"
+    assert read(trained, upload) == f"1{number}8"
     monkeypatch.setattr(segmentation, "PIECES_APART", 0.0)  # without: two digits
-    assert len(read(trained, paper(ink))) == 4
+    assert len(read(trained, upload)) == 4
 
 
 @pytest.mark.parametrize("number", ["14", "41", "71", "17", "10", "2141", "4190", "5161"])
