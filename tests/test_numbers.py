@@ -315,6 +315,54 @@ def test_digits_written_close_are_not_taken_for_pieces(
     assert read(trained, paper(ink)) == number
 
 
+def test_a_rare_shape_of_a_digit_is_not_split_on_the_whole_heads_doubt(
+    trained: model.DigitModel, mnist: dataset.Mnist, sure: dict[int, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A 2 written with a loop, which the `whole` head all but rules out as one digit, is read
+    as a 2, not as two digits (the 0 and 7 its loop and tail look like): its doubt of a group
+    read whole counts down to WHOLE_FLOOR only."""
+    looped = dataset.split(mnist)[0].images[407]  # a training digit of the sample: a 2
+    ink = styles.number([sure[1], looped, sure[8]], np.random.default_rng(3), "apart")
+    upload = paper(ink)
+    assert read(trained, upload) == "128"
+    monkeypatch.setattr(segmentation, "WHOLE_FLOOR", 1e-12)  # the head's word, however low
+    assert len(read(trained, upload)) == 4  # 0 and 7 (0 and 2 where BLAS rounds otherwise)
+
+
+def _part(
+    digit: int, confidence: float, wholeness: float, left: int, right: int
+) -> segmentation._Part:
+    """A part framed from columns left..right of a group 20 px tall."""
+    probabilities = np.full(10, (1 - confidence) / 9)
+    probabilities[digit] = confidence
+    return segmentation._Part(np.zeros((28, 28)), probabilities, wholeness, (0, 20, left, right))
+
+
+def test_the_floor_on_a_whole_groups_doubt_leaves_sure_splits_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scores of `_best_path`: a 4 as wide as tall that the head doubts (1e-9) is read whole
+    rather than as a 7 and a fragment it doubts nearly as much (1e-6), which the head's word
+    alone would choose; two sure 1s side by side are still read as two."""
+    doubted_four = _part(4, 0.999, 1e-9, 0, 20)
+    split = {(0, 20): doubted_four, (0, 12): _part(7, 0.99, 0.17, 0, 12),
+             (12, 20): _part(1, 0.97, 1e-6, 12, 20)}  # fmt: skip
+    score, parts = segmentation._best_path(20, split, segmentation.WHOLE, 20.0)
+    assert parts == [doubted_four]
+    shape = -0.5 * (np.log(1 / 0.85) / 0.24) ** 2  # a 4 as wide as tall (ASPECTS)
+    floor = np.log(segmentation.WHOLE_FLOOR)
+    assert score == pytest.approx(np.log(0.999) + shape + floor + segmentation.WHOLE)
+    with monkeypatch.context() as patch:
+        patch.setattr(segmentation, "WHOLE_FLOOR", 1e-12)
+        assert segmentation._best_path(20, split, segmentation.WHOLE, 20.0)[1] != [doubted_four]
+    ones = {(0, 20): doubted_four, (0, 10): _part(1, 0.99, 0.9, 0, 10),
+            (10, 20): _part(1, 0.99, 0.9, 10, 20)}  # fmt: skip
+    score, parts = segmentation._best_path(20, ones, segmentation.WHOLE, 20.0)
+    assert parts == [ones[0, 10], ones[10, 20]]
+    assert score == pytest.approx(2 * (np.log(0.99) + np.log(0.9)))
+
+
 def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
     """Specks, a ruled line under the number and a badge in a corner are no digits."""
     ink = styles.number(digits_of(sure, "1984"), np.random.default_rng(4), "apart")
