@@ -63,6 +63,10 @@ WIDEST = 1.5  # the widest single digits (a 0, 2 or 5): 99th percentile of MNIST
 ASPECTS = [(0.95, 0.08), (0.5, 0.5), (1.0, 0.16), (0.85, 0.24), (0.85, 0.24),
            (1.0, 0.24), (0.75, 0.21), (0.8, 0.2), (0.8, 0.2), (0.7, 0.2)]  # fmt: skip
 MIN_SPREAD = 0.15
+# A digit is rarely lower than 3/4 of its line's digits; a part of a group much lower is
+# likelier a stroke of one (the arm of an open 4 cut from its stem, read as a 1)
+SHORT = 0.75
+SHORT_SPREAD = 0.15
 SPLIT_FROM = 0.8  # a group wider than this (times its height) may be touching digits (a 1
 # run into its neighbour can be as narrow as that)
 WHOLE = 2.0  # the log odds that a group as narrow as one digit can be is one digit
@@ -731,16 +735,18 @@ def _runs(scores: dict[tuple[int, int], float]) -> dict[int, tuple[float, list[t
 
 
 def _shape(span: Span, digit: int, line: float) -> float:
-    """How likely a digit's width for its height is among MNIST's digits of its class: the
-    log of a normal density of the log aspect (ASPECTS), 0 at the class's median. A 1 may be
-    as thin as the pen that drew it."""
+    """How likely a digit's width for its height is among MNIST's digits of its class, and its
+    height for the line's: the logs of normal densities of the log aspect (ASPECTS), 0 at the
+    class's median, and of the log height below SHORT of the line's (SHORT_SPREAD), 0 above.
+    A 1 may be as thin as the pen that drew it."""
     top, bottom, left, right = span
     median, spread = ASPECTS[digit]
     height = max(bottom - top, line)  # a digit lower than its neighbours is written smaller
     z = np.log((right - left) / height / median) / max(spread, MIN_SPREAD)
     if digit == 1:
         z = max(z, 0.0)
-    return float(-0.5 * z * z)
+    low = min(0.0, float(np.log((bottom - top) / (SHORT * line)))) / SHORT_SPREAD
+    return float(-0.5 * (z * z + low * low))
 
 
 def _span(values: np.ndarray, top: int, left: int) -> Span:

@@ -363,6 +363,30 @@ def test_the_floor_on_a_whole_groups_doubt_leaves_sure_splits_alone(
     assert score == pytest.approx(2 * (np.log(0.99) + np.log(0.9)))
 
 
+def test_a_part_much_lower_than_the_line_is_taken_for_a_stroke(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scores of `_best_path` in a line of digits 65 px tall: a narrow open 4 (35 x 65 px) in a
+    group read with its neighbour (no prior for one digit) is read as a 4, not as its arm (a
+    part 41 px tall, read as a 1) and its stem, which two 1s would beat it without the height
+    term; two 1s of the line's height are still read as two."""
+    line = 65.0
+
+    def part(digit: int, wholeness: float, span: segmentation.Span) -> segmentation._Part:
+        probabilities = np.full(10, 1e-4)
+        probabilities[digit] = 1 - 9e-4
+        return segmentation._Part(np.zeros((28, 28)), probabilities, wholeness, span)
+
+    four = part(4, 1.0, (37, 102, 0, 35))
+    parts = {(0, 35): four, (0, 17): part(1, 0.18, (37, 78, 0, 19)),
+             (17, 35): part(1, 1.0, (44, 102, 17, 35))}  # fmt: skip
+    assert segmentation._best_path(35, parts, 0.0, line)[1] == [four]
+    ones = {**parts, (0, 17): part(1, 0.18, (37, 102, 0, 19))}  # the arm as tall as the line
+    assert segmentation._best_path(35, ones, 0.0, line)[1] == [ones[0, 17], ones[17, 35]]
+    monkeypatch.setattr(segmentation, "SHORT", 1e-9)  # no digit too low
+    assert segmentation._best_path(35, parts, 0.0, line)[1] == [parts[0, 17], parts[17, 35]]
+
+
 def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
     """Specks, a ruled line under the number and a badge in a corner are no digits."""
     ink = styles.number(digits_of(sure, "1984"), np.random.default_rng(4), "apart")
