@@ -17,11 +17,13 @@ working size, since a number is wider than a digit. Then:
    running down the path of least ink near its column) are framed and classified, and the
    group is read as the run of parts, left edge to right, that is likeliest: each part's
    class probability, the model's probability that it is one whole digit (not a fragment,
-   not two run together: `training_pieces`), and how usual its width is for its class among
-   MNIST's digits. That probability counts for no less than WHOLE_FLOOR for the group read
-   whole, so that a digit of a shape the model rarely saw (a 4 written open) is not split
-   into parts it doubts as well. Only the parts that can change that choice are framed
-   (`_Search`). Groups read whole with certainty are not split at all.
+   not two run together: `training_pieces`), how usual its width is for its class among
+   MNIST's digits, and its height for the line's (a part much lower is likelier a stroke of
+   one: the arm of an open 4). The probability of being whole counts for no less than
+   WHOLE_FLOOR for the group read whole, so that a digit of a shape the model rarely saw (a
+   4 with crossing strokes) is not split into parts it doubts as well. Only the parts that
+   can change that choice are framed (`_Search`). Groups read whole with certainty are not
+   split at all.
 
 Each digit is framed as MNIST's normalisation would (preprocessing.frame_digit); the number's
 confidence is the product of its digits' (each is calibrated). A digit's box is given in the
