@@ -331,12 +331,12 @@ def test_a_rare_shape_of_a_digit_is_not_split_on_the_whole_heads_doubt(
 
 
 def _part(
-    digit: int, confidence: float, wholeness: float, left: int, right: int
+    digit: int, confidence: float, wholeness: float, span: segmentation.Span
 ) -> segmentation._Part:
-    """A part framed from columns left..right of a group 20 px tall."""
+    """A part read as `digit`, its ink in `span` (top, bottom, left, right)."""
     probabilities = np.full(10, (1 - confidence) / 9)
     probabilities[digit] = confidence
-    return segmentation._Part(np.zeros((28, 28)), probabilities, wholeness, (0, 20, left, right))
+    return segmentation._Part(np.zeros((28, 28)), probabilities, wholeness, span)
 
 
 def test_the_floor_on_a_whole_groups_doubt_leaves_sure_splits_alone(
@@ -345,9 +345,9 @@ def test_the_floor_on_a_whole_groups_doubt_leaves_sure_splits_alone(
     """Scores of `_best_path`: a 4 as wide as tall that the head doubts (1e-9) is read whole
     rather than as a 7 and a fragment it doubts nearly as much (1e-6), which the head's word
     alone would choose; two sure 1s side by side are still read as two."""
-    doubted_four = _part(4, 0.999, 1e-9, 0, 20)
-    split = {(0, 20): doubted_four, (0, 12): _part(7, 0.99, 0.17, 0, 12),
-             (12, 20): _part(1, 0.97, 1e-6, 12, 20)}  # fmt: skip
+    doubted_four = _part(4, 0.999, 1e-9, (0, 20, 0, 20))
+    split = {(0, 20): doubted_four, (0, 12): _part(7, 0.99, 0.17, (0, 20, 0, 12)),
+             (12, 20): _part(1, 0.97, 1e-6, (0, 20, 12, 20))}  # fmt: skip
     score, parts = segmentation._best_path(20, split, segmentation.WHOLE, 20.0)
     assert parts == [doubted_four]
     shape = -0.5 * (np.log(1 / 0.85) / 0.24) ** 2  # a 4 as wide as tall (ASPECTS)
@@ -356,8 +356,8 @@ def test_the_floor_on_a_whole_groups_doubt_leaves_sure_splits_alone(
     with monkeypatch.context() as patch:
         patch.setattr(segmentation, "WHOLE_FLOOR", 1e-12)
         assert segmentation._best_path(20, split, segmentation.WHOLE, 20.0)[1] != [doubted_four]
-    ones = {(0, 20): doubted_four, (0, 10): _part(1, 0.99, 0.9, 0, 10),
-            (10, 20): _part(1, 0.99, 0.9, 10, 20)}  # fmt: skip
+    ones = {(0, 20): doubted_four, (0, 10): _part(1, 0.99, 0.9, (0, 20, 0, 10)),
+            (10, 20): _part(1, 0.99, 0.9, (0, 20, 10, 20))}  # fmt: skip
     score, parts = segmentation._best_path(20, ones, segmentation.WHOLE, 20.0)
     assert parts == [ones[0, 10], ones[10, 20]]
     assert score == pytest.approx(2 * (np.log(0.99) + np.log(0.9)))
@@ -368,20 +368,14 @@ def test_a_part_much_lower_than_the_line_is_taken_for_a_stroke(
 ) -> None:
     """Scores of `_best_path` in a line of digits 65 px tall: a narrow open 4 (35 x 65 px) in a
     group read with its neighbour (no prior for one digit) is read as a 4, not as its arm (a
-    part 41 px tall, read as a 1) and its stem, which two 1s would beat it without the height
-    term; two 1s of the line's height are still read as two."""
+    part 41 px tall, read as a 1) and its stem: the two 1s that beat it without the height
+    term. Two 1s of the line's height are still read as two."""
     line = 65.0
-
-    def part(digit: int, wholeness: float, span: segmentation.Span) -> segmentation._Part:
-        probabilities = np.full(10, 1e-4)
-        probabilities[digit] = 1 - 9e-4
-        return segmentation._Part(np.zeros((28, 28)), probabilities, wholeness, span)
-
-    four = part(4, 1.0, (37, 102, 0, 35))
-    parts = {(0, 35): four, (0, 17): part(1, 0.18, (37, 78, 0, 19)),
-             (17, 35): part(1, 1.0, (44, 102, 17, 35))}  # fmt: skip
+    four = _part(4, 0.999, 1.0, (37, 102, 0, 35))
+    parts = {(0, 35): four, (0, 17): _part(1, 0.999, 0.18, (37, 78, 0, 19)),
+             (17, 35): _part(1, 0.999, 1.0, (44, 102, 17, 35))}  # fmt: skip
     assert segmentation._best_path(35, parts, 0.0, line)[1] == [four]
-    ones = {**parts, (0, 17): part(1, 0.18, (37, 102, 0, 19))}  # the arm as tall as the line
+    ones = {**parts, (0, 17): _part(1, 0.999, 0.18, (37, 102, 0, 19))}  # as tall as the line
     assert segmentation._best_path(35, ones, 0.0, line)[1] == [ones[0, 17], ones[17, 35]]
     monkeypatch.setattr(segmentation, "SHORT", 1e-9)  # no digit too low
     assert segmentation._best_path(35, parts, 0.0, line)[1] == [parts[0, 17], parts[17, 35]]
