@@ -108,14 +108,22 @@ def test_a_digit_written_low_and_wide_is_one_digit(
     assert read(trained, styles.canvas_png(ink, np.random.default_rng(5))) == "307"
 
 
-def _touching(left: np.ndarray, right: np.ndarray, overlap: int) -> np.ndarray:
-    """Two digits whose ink boxes overlap by `overlap` columns."""
-    one, two = (digit[:, np.flatnonzero(digit.any(axis=0))] for digit in (left, right))
-    ink = np.zeros((28, one.shape[1] + two.shape[1] - overlap + 8), dtype=np.uint8)
-    ink[:, 4 : 4 + one.shape[1]] = one
-    region = ink[:, 4 + one.shape[1] - overlap : 4 + one.shape[1] - overlap + two.shape[1]]
-    np.maximum(region, two, out=region)
+def _apart(digits: list[np.ndarray], gap: int) -> np.ndarray:
+    """Digits side by side with `gap` px of paper between their ink (MNIST's scale); a negative
+    gap overlaps their boxes by that many columns."""
+    inks = [digit[:, np.flatnonzero(digit.any(axis=0))] for digit in digits]
+    ink = np.zeros((28, sum(one.shape[1] for one in inks) + gap * (len(inks) - 1)), np.uint8)
+    left = 0
+    for one in inks:
+        region = ink[:, left : left + one.shape[1]]
+        np.maximum(region, one, out=region)
+        left += one.shape[1] + gap
     return np.pad(ink, 4)
+
+
+def _touching(left: np.ndarray, right: np.ndarray, overlap: int) -> np.ndarray:
+    """Two digits whose ink boxes overlap by `overlap` columns, 8 px of paper either side."""
+    return np.pad(_apart([left, right], -overlap), ((0, 0), (4, 4)))
 
 
 # Of the 166-168 pairs of these digits that touch at an overlap of 2 or 3 px, the small test
@@ -271,17 +279,6 @@ def test_a_digit_in_pieces_is_one_digit(
     rng = np.random.default_rng(3)
     ink = styles.number([sure[1], digit, sure[8]], rng, "apart")
     assert read(trained, paper(ink)) == f"1{number}8"
-
-
-def _apart(digits: list[np.ndarray], gap: int) -> np.ndarray:
-    """Digits side by side with `gap` px of paper between their ink (MNIST's scale)."""
-    inks = [digit[:, np.flatnonzero(digit.any(axis=0))] for digit in digits]
-    ink = np.zeros((28, sum(one.shape[1] for one in inks) + gap * (len(inks) - 1)), np.uint8)
-    left = 0
-    for one in inks:
-        ink[:, left : left + one.shape[1]] = one
-        left += one.shape[1] + gap
-    return np.pad(ink, 4)
 
 
 @pytest.mark.parametrize("number", ["5", "9"])
