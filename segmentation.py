@@ -5,7 +5,8 @@ working size, since a number is wider than a digit. Then:
 
 1. `_line`: the separate marks of ink. Specks, filled blobs and ruled lines are no digits.
    Lines are grown from the heaviest marks by the marks beside them (near enough, at about
-   their height: a baseline may drift); the line with the most ink is the number, and marks
+   their height: a baseline may drift) and by those right above or below one of them (the
+   pieces of a digit parted across); the line with the most ink is the number, and marks
    off it are clutter (a badge in a corner, a label).
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
    detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
@@ -50,7 +51,8 @@ SPECK_FRACTION = 0.05  # marks lighter than 5% of the heaviest are specks, never
 FLAT = 6.0  # a mark this many times wider than tall...
 RULED = 2.5  # ...and wider than 2.5 digit heights is a ruled line, not a digit's bar
 LINE_GAP = 2.0  # a mark joins the line within 2 digit heights of its nearest mark...
-LINE_DRIFT = 0.5  # ...with its middle within half that mark's height of it (a drifting line)
+LINE_DRIFT = 0.5  # ...with its middle within half that mark's height of it (a drifting line),
+STACK = 2.0  # ...or right above or below a mark of it, the two together less than 2 heights
 OVERLAP = 0.5  # marks overlapping by half the narrower one's width are pieces of one digit
 PIECE_HEIGHT = 0.5  # a mark lower than half the line's digits is a piece of one...
 PIECE_GAP = 0.3  # ...of the one it comes within 30% of a digit height of; else a dash or dot
@@ -332,14 +334,31 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
 def _beside(mark: np.ndarray, line: list[np.ndarray], height: int) -> bool:
     """Whether a mark lies beside the line: within LINE_GAP digit heights of its horizontally
     nearest mark, its middle within LINE_DRIFT of a digit height of that mark's span (a
-    line's baseline may drift; a piece of a digit may lie above or below another piece)."""
+    line's baseline may drift; a piece of a digit may lie above or below another piece), or
+    right above or below a mark of the line as a piece of the same digit (`_stacked`)."""
     gaps = [max(0, mark[2] - other[3], other[2] - mark[3]) for other in line]
     nearest = line[int(np.argmin(gaps))]
     middle = (mark[0] + mark[1]) / 2
-    return (
+    if (
         min(gaps) <= LINE_GAP * height
         and nearest[0] - LINE_DRIFT * height <= middle <= nearest[1] + LINE_DRIFT * height
+    ):
+        return True
+    return any(
+        _stacked(mark, other, height) for other, gap in zip(line, gaps, strict=True) if gap == 0
     )
+
+
+def _stacked(mark: np.ndarray, other: np.ndarray, height: int) -> bool:
+    """Whether two marks, one above the other (their columns overlap), are pieces of one digit:
+    at most PIECE_GAP of a digit's height of paper between them, together less than STACK
+    heights tall. A digit parted across (a pen that skipped, a stroke lifted) leaves a lower
+    piece whose middle may lie farther below the upper one than a line drifts; and when every
+    digit is in pieces, no mark is as tall as a digit, which `height` then is not either. The
+    second limit keeps a line written close under the number out of it."""
+    paper = max(mark[0] - other[1], other[0] - mark[1])
+    together = max(mark[1], other[1]) - min(mark[0], other[0])
+    return paper <= PIECE_GAP * height and together < STACK * height
 
 
 def _extent(spans: list[Span]) -> Span:

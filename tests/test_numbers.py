@@ -281,6 +281,41 @@ def test_a_digit_in_pieces_is_one_digit(
     assert read(trained, paper(ink)) == f"1{number}8"
 
 
+@pytest.mark.parametrize("number", ["1984", "4096", "90210", "31415926"])
+def test_a_number_whose_every_digit_is_in_two_pieces(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
+) -> None:
+    """Every digit parted across, its top lifted 2 px off the rest: no mark is as tall as a
+    digit, and a lower piece's middle lies farther below the upper piece than a line drifts.
+    Each lower piece is still on the line, as a piece of the digit it lies under
+    (`segmentation._stacked`); without that, the upper pieces made the line and the lower
+    ones were left out as marks off it."""
+    ink = _apart([_lifted(digit, 0.4, 2) for digit in digits_of(sure, number)], 6)
+    marks = ndimage.find_objects(ndimage.label(ink > 0, structure=np.ones((3, 3)))[0])
+    tallest = max(rows.stop - rows.start for rows, _ in marks)
+    assert tallest < 0.7 * len(np.flatnonzero(ink.any(axis=1)))
+    assert read(trained, paper(ink)) == number
+
+
+def test_a_second_line_close_under_the_number_is_not_taken_into_it(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A shorter line written a seventh of a digit's height under the number, its digits under
+    the number's: the line with the most ink is read, the other left out, not taken for the
+    lower pieces of the digits above it."""
+    number, under = _apart(digits_of(sure, "1984"), 6), _apart(digits_of(sure, "71"), 6)
+    ink = np.zeros((number.shape[0] * 2, number.shape[1]), dtype=np.uint8)
+    ink[: number.shape[0]] = number
+    rows = np.flatnonzero(number.any(axis=1))
+    top = rows[-1] + 1 + round(len(rows) / 7) - np.flatnonzero(under.any(axis=1))[0]
+    ink[top : top + under.shape[0], -under.shape[1] :] = under  # under the 8 and the 4
+    upload = paper(ink)
+    line = segmentation.locate(preprocessing.decode(upload, LIMIT, segmentation.SIDE), 20)
+    bottom = (rows[-1] + 1 + 4) * line.ink.shape[0] / ink.shape[0]  # the number's, in the map
+    assert all(group.span[1] <= bottom for group in line.groups)
+    assert read(trained, upload) == "1984"
+
+
 @pytest.mark.parametrize("number", ["5", "9"])
 def test_a_digit_a_pen_skipped_across_is_one_digit(
     trained: model.DigitModel,
