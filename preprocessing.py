@@ -57,7 +57,7 @@ MID_GREY = 0.15  # a border this close to mid-grey does not tell the ink's polar
 SPECK_FRACTION = 0.05  # ink blobs lighter than 5% of the largest blob are dirt, not digit...
 SPECK_MARGIN = 0.15  # ...unless they lie within 15% (of its size) of the digit's box
 JOIN_MARGIN = 0.5  # heavier marks are part of the digit within 50% of its size; beyond, clutter
-BROKEN_EXTENT = 1.5  # ...and so are marks that come that near, if at most 1.5x its length
+BROKEN_EXTENT = 2.0  # ...and so are marks that come that near, if at most 2x its length
 MAX_HOLES = 2  # a digit encloses at most two holes (an 8); a mark with more is lettering...
 MIN_HOLE_PIXELS = 4  # ...counting holes of at least 4 px...
 MIN_HOLE_FRACTION = 0.002  # ...and 0.2% of the mark's box (a dry pen's specks of paper are not)
@@ -533,7 +533,9 @@ def _extent(digit: np.ndarray) -> tuple[int, int, int, int, int]:
 def _beside(spans: np.ndarray, digit: np.ndarray) -> np.ndarray:
     """Which marks come within JOIN_MARGIN (of the digit's size) of the digit's box and are no
     more than BROKEN_EXTENT times as long as it: the other half of a stroke broken in two (a
-    pen that skipped, a line too thin for the scan). A ruled line or a page edge is longer."""
+    pen that skipped, a line too thin for the scan), which may be the longer half (a 6's
+    stroke parted from its loop, the loop being the heavier). A ruled line or a page edge is
+    longer still."""
     top, bottom, left, right, size = _extent(digit)
     gap = JOIN_MARGIN * size
     extent = np.maximum(spans[:, 1] - spans[:, 0], spans[:, 3] - spans[:, 2])

@@ -364,6 +364,26 @@ def test_a_gap_narrower_than_the_pen_is_drawn_across() -> None:
         assert np.array_equal(preprocessing._bridged(shape, 5.0), shape)
 
 
+def test_a_long_stroke_parted_from_a_small_loop_stays_with_it() -> None:
+    """A 6 whose long upper stroke a skipping pen parted from its loop: the loop is the heavier
+    mark, the stroke 1.7 times as long as it and 4 px above it. The stroke is kept with the
+    loop (BROKEN_EXTENT: it was dropped as clutter at 1.5); a line three times as long at the
+    same place is a ruled line and is dropped."""
+    rows, cols = np.mgrid[0:120, 0:200]
+    ring = np.hypot(rows - 95, cols - 40)
+    loop = (ring >= 12) & (ring < 20)  # 40 px across, rows 75-115
+    stroke = np.zeros_like(loop)
+    stroke[3:71, 50:56] = True  # 68 px long, ending 4 px above the loop
+    ruled = np.zeros_like(loop)
+    ruled[67:71, 30:150] = True  # 120 px long, as far above it
+    six = (loop | stroke).astype(np.float32)
+    digit, _ = preprocessing._digit_only(six)
+    assert np.array_equal(digit, six)
+    lined = (loop | ruled).astype(np.float32)
+    digit, _ = preprocessing._digit_only(lined)
+    assert np.array_equal(digit, loop.astype(np.float32))
+
+
 def test_a_digit_cut_by_a_line_is_framed_in_one_stroke_again(holdout: dataset.Digits) -> None:
     """Held-out digits written in one stroke, each cut through by a 1 px line (a pen that
     skipped: styles' pieces) and scanned at 4x: framed, nearly all are one stroke again, as
