@@ -350,12 +350,13 @@ def _beside(mark: np.ndarray, line: list[np.ndarray], height: int) -> bool:
 
 
 def _stacked(mark: np.ndarray, other: np.ndarray, height: int) -> bool:
-    """Whether two marks, one above the other (their columns overlap), are pieces of one digit:
-    at most PIECE_GAP of a digit's height of paper between them, together less than STACK
-    heights tall. A digit parted across (a pen that skipped, a stroke lifted) leaves a lower
-    piece whose middle may lie farther below the upper one than a line drifts; and when every
-    digit is in pieces, no mark is as tall as a digit, which `height` then is not either. The
-    second limit keeps a line written close under the number out of it."""
+    """Whether two marks, one above the other (no paper between their columns: `_beside` asks
+    only of those), are pieces of one digit: at most PIECE_GAP of a digit's height of paper
+    between them, together less than STACK heights tall. A digit parted across (a pen that
+    skipped, a stroke lifted) leaves a lower piece whose middle may lie farther below the upper
+    one than a line drifts; and when every digit is in pieces, no mark is as tall as a digit,
+    which `height` then is not either. The second limit keeps a line written close under the
+    number out of it."""
     paper = max(mark[0] - other[1], other[0] - mark[1])
     together = max(mark[1], other[1]) - min(mark[0], other[0])
     return paper <= PIECE_GAP * height and together < STACK * height
