@@ -5,6 +5,8 @@ Each file's bytes go through exactly what POST /predict/mnist runs (predictor.Re
 preprocess, classify). Reports accuracy overall and per kind, refusals ("No digit found"), a
 confusion table, how often a confident answer is right, and a contact sheet of every mistake
 (the upload, the 28x28 the model saw, label, answer, confidence) in reports/realworld-mistakes.png.
+Then the same uploads go through what POST /predict/number runs (a single digit works too):
+how many are read as the one digit itself, per kind, and every upload read otherwise.
 
     python -m bench.realworld [--model PATH] [--data DIR] [--json reports/realworld.json]
 
@@ -29,7 +31,7 @@ import model
 import predictor
 from bench.common import ROOT, load_mnist, table
 from errors import NoDigitFound, ServiceError
-from predictor import Result
+from predictor import NumberResult, Result
 
 KINDS = ("canvas", "paint", "photo", "scan")
 TILE = 112
@@ -84,7 +86,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "reports" / "realworld.json")
     args = parser.parse_args()
     served = model.load(args.model) if args.model else model.train(load_mnist(), progress=print)
-    reads = read_all(predictor.Reader(served, 50_000_000), args.data)
+    reader = predictor.Reader(served, 50_000_000)
+    reads = read_all(reader, args.data)
 
     kinds = sorted({read.kind for read in reads})
     summary = [["all", *score(reads)]]
@@ -113,6 +116,18 @@ def main() -> int:
     print(f"\n{len(mistakes)} mistakes, drawn in {sheet_path}:")
     for read in mistakes:
         print(f"  {read.kind:6} label {read.label}: {said(read.outcome):34} {read.file}")
+    numbers = {read.file: said_number(reader.read_number(read.data)) for read in reads}
+    misread = [read for read in reads if numbers[read.file] != str(read.label)]
+    rows = [
+        [kind, len(of), len(of) - sum(read in misread for read in of)]
+        for kind, of in [("all", reads), *((k, [r for r in reads if r.kind == k]) for k in kinds)]
+    ]
+    print("\nThe same uploads sent to POST /predict/number:\n")
+    print(table(["kind", "uploads", "read as the one digit"], rows))
+    for read in misread:
+        alone = "/predict/mnist: right" if read.right else "/predict/mnist: wrong too"
+        answer = numbers[read.file]
+        print(f"  {read.kind:6} label {read.label}: {answer:10} ({alone}) {read.file}")
     args.json.write_text(
         json.dumps(
             {
@@ -121,6 +136,10 @@ def main() -> int:
                 "confusion": confusion.tolist(),
                 "confident": [len(sure), sure_right],
                 "mistakes": {read.file: said(read.outcome) for read in mistakes},
+                "numbers": {
+                    "read as the digit": rows,
+                    "misread": {read.file: numbers[read.file] for read in misread},
+                },
             },
             indent=1,
         )
@@ -132,6 +151,10 @@ def said(outcome: Result | ServiceError) -> str:
     if isinstance(outcome, ServiceError):
         return outcome.detail
     return f"{outcome.digit} at {outcome.confidence:.2f}"
+
+
+def said_number(outcome: NumberResult | ServiceError) -> str:
+    return outcome.detail if isinstance(outcome, ServiceError) else outcome.number
 
 
 def contact_sheet(mistakes: list[Read]) -> Image.Image:
