@@ -7,7 +7,9 @@ working size, since a number is wider than a digit. Then:
    Lines are grown from the heaviest marks by the marks beside them (near enough, at about
    their height: a baseline may drift) and by those right above or below one of them (the
    pieces of a digit parted across); the line with the most ink is the number, and marks
-   off it are clutter (a badge in a corner, a label).
+   off it are clutter (a badge in a corner, a label). Lettering (an app's name knocked out
+   of its badge) is no digit, nor a piece of one. Digits taller than need be are read
+   reduced (`_reduced`): what the line left out stays out.
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
    detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
    line's digits beside one; neighbours with hardly any paper between them are read together.
@@ -207,7 +209,7 @@ def locate(image: Image.Image, max_digits: int) -> Line:
         labels, marks = _line(ink, max_digits)
         height = _height(marks)
     if height > REDUCE_ABOVE * DIGIT_HEIGHT:  # more pixels than needed: fewer, faster
-        ink, frame = _reduced(ink, height, frame)
+        ink, frame = _reduced(_off_line_erased(ink, labels, marks), height, frame)
         labels, marks = _line(ink, max_digits)
     groups = _groups(marks)
     if len(groups) > max_digits:
@@ -231,6 +233,17 @@ def candidates(line: Line) -> list[tuple[Span, list[tuple[tuple[int, int], np.nd
         (group.span, [((0, values.shape[1]), values), *_parts(values)])
         for group, values in zip(line.groups, inks, strict=True)
     ]
+
+
+def _off_line_erased(ink: np.ndarray, labels: np.ndarray, marks: dict[int, Span]) -> np.ndarray:
+    """The ink map with its heavy marks (SPECK_FRACTION) that are off the line erased, to be
+    reduced: what was left out at this size stays out (a badge's lettering, seen here, is a
+    blot once reduced), and specks on the digits stay on them."""
+    masses = np.bincount(labels.ravel(), weights=ink.ravel())
+    masses[0] = 0.0
+    off = masses >= SPECK_FRACTION * masses.max()
+    off[list(marks)] = False
+    return np.where(off[labels], np.float32(0.0), ink)
 
 
 def _reduced(ink: np.ndarray, height: int, frame: _Frame) -> tuple[np.ndarray, _Frame]:
@@ -299,11 +312,14 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
     upright = heavy & ~flat
     if not upright.any():
         raise NoDigitFound(NO_DIGIT)  # only lines: no digit
-    # Lettering (a badge with an app's name knocked out of it) never starts a line; beside
-    # the digits it is not told from them (a digit's strokes can enclose a third small hole).
+    # Lettering (a badge with an app's name knocked out of it) never starts a line. As tall as
+    # the digits, it is not told from them (touching digits can enclose a third small hole);
+    # lower than PIECE_HEIGHT of them it is no piece of one either (a badge right under the
+    # last digit), and is left out.
     lettering = np.concatenate([[False], preprocessing.lettering_marks(labels, upright[1:])])
     if (upright & ~lettering).any():
         upright &= ~lettering
+        heavy &= ~(lettering & (heights < PIECE_HEIGHT * heights[upright].max()))
     first = int(np.argmax(np.where(upright, masses, -1.0)))  # the heaviest mark
     heavy &= ~(flat & (widths >= RULED * heights[first]))  # ruled lines
     if heavy.sum() > 4 * max_digits:  # noise, a texture, a page of text: not one number

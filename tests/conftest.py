@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dataset  # noqa: E402
 import model  # noqa: E402
+import styles  # noqa: E402
 from bench.postgres import Cluster, Unavailable  # noqa: E402
 from config import Settings  # noqa: E402
 from main import create_app  # noqa: E402
@@ -113,3 +115,13 @@ def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def thin_pen(digit: np.ndarray, scale: int, widened: bool = True) -> np.ndarray:
+    """The digit at `scale` times its size as a line a pixel or two wide (uint8, ink 1): the
+    middle of its strokes (the ridge of the distance to their edges), widened by a pixel or
+    (not `widened`) as it is."""
+    stroke = styles._pen(digit, scale) > 0.5
+    depth = ndimage.distance_transform_edt(stroke)
+    ridge = stroke & (depth >= ndimage.maximum_filter(depth, size=3) - 0.75)
+    return (ndimage.binary_dilation(ridge) if widened else ridge).astype(np.uint8)

@@ -21,7 +21,7 @@ import preprocessing
 import segmentation
 import styles
 from bench import cuts
-from conftest import make_settings, png
+from conftest import make_settings, png, thin_pen
 from errors import NoDigitFound
 from main import create_app
 
@@ -611,3 +611,35 @@ def test_a_number_is_kept_in_the_history_beside_digits(
         "/predict/number", files={"file": ("n.png", data)}, headers={"Authorization": "Token x"}
     )
     assert bad.status_code == 401
+
+
+def thin_number(
+    sure: dict[int, np.ndarray], number: str, scale: int, widened: bool = True
+) -> Image.Image:
+    """The number drawn `scale` times MNIST's size with a pen a pixel or two wide (one, not
+    `widened`), black on a white RGB canvas: a drawing pad's thinnest pen."""
+    ink = styles.number(digits_of(sure, number), np.random.default_rng(len(number)), "apart")
+    pen = thin_pen(ink, scale, widened)
+    canvas = Image.new("RGB", (pen.shape[1] + 40, pen.shape[0] + 160), "white")
+    canvas.paste(Image.fromarray(255 - pen * 255), (20, 20))
+    return canvas
+
+
+def encoded(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("number", ["1984", "2025", "7"])
+def test_a_lettered_badge_under_the_number_is_no_piece_of_it(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
+) -> None:
+    """A drawing app's badge, its name knocked out of it, right under the last digit and
+    heavier than a thin-pen digit: lettering is no piece of a digit, at any size it is read."""
+    canvas = thin_number(sure, number, 10)
+    width, height = canvas.size
+    draw = ImageDraw.Draw(canvas)
+    draw.rounded_rectangle((width - 170, height - 130, width - 40, height - 80), 8, (232, 30, 120))
+    draw.text((width - 162, height - 120), "Paint X lite", fill="white", font_size=22)
+    assert read(trained, encoded(canvas)) == number

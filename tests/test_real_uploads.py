@@ -12,13 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 import dataset
 import model
 import preprocessing
 import styles
-from conftest import png
+from conftest import png, thin_pen
 
 LIMIT = 50_000_000
 
@@ -106,15 +105,6 @@ def edge_dots(digit: np.ndarray) -> Image.Image:
         for x, y in ((at, 3), (at, 334), (3, at), (334, at)):
             draw.rectangle((x, y, x + 2, y + 2), fill=(200, 200, 200))
     return canvas
-
-
-def thin_pen(digit: np.ndarray, scale: int) -> np.ndarray:
-    """The digit at `scale` times its size as a line a pixel or two wide (uint8, ink 1): the
-    middle of its strokes (the ridge of the distance to their edges)."""
-    stroke = styles._pen(digit, scale) > 0.5
-    depth = ndimage.distance_transform_edt(stroke)
-    ridge = stroke & (depth >= ndimage.maximum_filter(depth, size=3) - 0.75)
-    return ndimage.binary_dilation(ridge).astype(np.uint8)
 
 
 def faint_pencil(digit: np.ndarray) -> Image.Image:
