@@ -323,6 +323,13 @@ def ink_map(image: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
     return np.clip((ink - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
+def stroke_core(ink: np.ndarray) -> float:
+    """The level of the strokes' cores in an ink map: the 90th percentile of the pixels that
+    Otsu's threshold tells from the paper (`ink_map` scales it to 1). 0 with no ink."""
+    strokes = ink[ink > _otsu(ink)]
+    return _quantile(strokes, 0.9) if strokes.size else 0.0
+
+
 def _dark_ink(gray: np.ndarray) -> bool:
     """Whether the ink is darker than the paper. A clearly light border is paper under dark
     ink, a clearly dark one a ground under light ink; on a mid-grey page (brown card, a photo

@@ -9,7 +9,8 @@ working size, since a number is wider than a digit. Then:
    pieces of a digit parted across); the line with the most ink is the number, and marks
    off it are clutter (a badge in a corner, a label). Lettering (an app's name knocked out
    of its badge) is no digit, nor a piece of one. Digits taller than need be are read
-   reduced (`_reduced`): what the line left out stays out.
+   reduced (`_reduced`): what the line left out stays out, and a pen too thin for the
+   reduction's pixels keeps its strength.
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
    detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
    line's digits beside one; neighbours with hardly any paper between them are read together.
@@ -253,9 +254,14 @@ def _reduced(ink: np.ndarray, height: int, frame: _Frame) -> tuple[np.ndarray, _
     shape = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     reduced = Image.fromarray(ink, "F").resize(shape, Image.Resampling.BOX)
     x_scale, y_scale = ink.shape[1] / shape[0], ink.shape[0] / shape[1]
-    return np.clip(np.asarray(reduced), 0.0, 1.0), _Frame(
-        frame.x, frame.y, frame.sx * x_scale, frame.sy * y_scale
-    )
+    values = np.clip(np.asarray(reduced), 0.0, 1.0)
+    # A pen thinner than the pixels it is reduced into comes out faint (a 1 px line reduced 3x
+    # is a third as dark), too faint for a stroke: its cores are brought back to 1, as ink_map
+    # leaves them.
+    core = preprocessing.stroke_core(values)
+    if 0.0 < core < 1.0:
+        values = np.minimum(values / np.float32(core), np.float32(1.0))
+    return values, _Frame(frame.x, frame.y, frame.sx * x_scale, frame.sy * y_scale)
 
 
 def _frame(

@@ -632,6 +632,16 @@ def encoded(image: Image.Image) -> bytes:
 
 
 @pytest.mark.parametrize("number", ["1984", "2025", "7"])
+def test_a_number_in_a_thin_pen_large_enough_to_be_reduced(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
+) -> None:
+    """Digits read at DIGIT_HEIGHT are reduced to it: a pen a pixel wide comes out of that
+    fainter than a stroke and still reads."""
+    for scale in (10, 16):
+        assert read(trained, encoded(thin_number(sure, number, scale, widened=False))) == number
+
+
+@pytest.mark.parametrize("number", ["1984", "2025", "7"])
 def test_a_lettered_badge_under_the_number_is_no_piece_of_it(
     trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
 ) -> None:
