@@ -3,7 +3,8 @@
 The ink is told from the paper exactly as for one digit (preprocessing.ink_map), at a larger
 working size, since a number is wider than a digit. Then:
 
-1. `_line`: the separate marks of ink. Specks, filled blobs and ruled lines are no digits.
+1. `_line`: the separate marks of ink (marks a line of a pixel apart are one: a grid drawn
+   across the digits, a pen that skipped). Specks, filled blobs and ruled lines are no digits.
    Lines are grown from the heaviest marks by the marks beside them (near enough, at about
    their height: a baseline may drift) and by those right above or below one of them (the
    pieces of a digit parted across); the line with the most ink is the number, and marks
@@ -294,7 +295,8 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
     if float((ink > 0.5).mean()) > preprocessing.MAX_COVERAGE:
         raise NoDigitFound(NO_DIGIT)  # ink over most of the frame: a texture or a photo
     inked = ink > 0
-    labels, count = ndimage.label(inked, structure=np.ones((3, 3)))
+    # marks a line of a pixel apart are one (a grid drawn across the digits cuts their strokes)
+    labels, count = ndimage.label(preprocessing.closed(inked) | inked, structure=np.ones((3, 3)))
     if count == 0:
         raise NoDigitFound(NO_DIGIT)
     masses = np.bincount(labels[inked], weights=ink[inked], minlength=count + 1)
@@ -322,7 +324,9 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
     # the digits, it is not told from them (touching digits can enclose a third small hole);
     # lower than PIECE_HEIGHT of them it is no piece of one either (a badge right under the
     # last digit), and is left out.
-    lettering = np.concatenate([[False], preprocessing.lettering_marks(labels, upright[1:])])
+    lettering = np.concatenate(  # (the holes of the ink, not of its closing)
+        [[False], preprocessing.lettering_marks(labels * inked, upright[1:])]
+    )
     if (upright & ~lettering).any():
         upright &= ~lettering
         heavy &= ~(lettering & (heights < PIECE_HEIGHT * heights[upright].max()))

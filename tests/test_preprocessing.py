@@ -327,16 +327,16 @@ def test_a_pen_grows_exactly_as_the_distance_transform_says(radius: float) -> No
 
 
 def test_the_closing_of_pieces_is_scipys_bit_for_bit() -> None:
-    """`_closed`, which joins pieces a line a pixel wide cut apart, is ndimage.binary_closing
+    """`closed`, which joins pieces a line a pixel wide cut apart, is ndimage.binary_closing
     exactly: on maps from 1 px to working size, sparse to nearly full, at the edges too."""
     rng = np.random.default_rng(11)
     for density in (0.02, 0.2, 0.5, 0.8, 0.98):
         for _ in range(30):
             shape = (int(rng.integers(1, 60)), int(rng.integers(1, 60)))
             mask = rng.random(shape) < density
-            assert np.array_equal(preprocessing._closed(mask), ndimage.binary_closing(mask))
+            assert np.array_equal(preprocessing.closed(mask), ndimage.binary_closing(mask))
     strokes = rng.random((354, 384)) < 0.1
-    assert np.array_equal(preprocessing._closed(strokes), ndimage.binary_closing(strokes))
+    assert np.array_equal(preprocessing.closed(strokes), ndimage.binary_closing(strokes))
 
 
 def test_a_gap_narrower_than_the_pen_is_drawn_across() -> None:
