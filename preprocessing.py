@@ -597,7 +597,7 @@ def _resize(values: np.ndarray, longer_side: int) -> np.ndarray:
 def closed(mask: np.ndarray) -> np.ndarray:
     """The closing of a mask by a cross, exactly ndimage.binary_closing's: the erosion of its
     dilation (a pen of radius 1 is the cross). scipy's general erosion took 1-6 ms for a
-    working-size map, about 30x this."""
+    working-size map; this takes 0.16 ms for a 384x199 one."""
     grown = mask.copy()  # the dilation by the cross: each pixel and its four neighbours
     grown[1:] |= mask[:-1]
     grown[:-1] |= mask[1:]
