@@ -24,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 import dataset  # noqa: E402
 import model  # noqa: E402
+import preprocessing  # noqa: E402
+import segmentation  # noqa: E402
 import styles  # noqa: E402
 from bench.postgres import Cluster, Unavailable  # noqa: E402
 from config import Settings  # noqa: E402
@@ -112,9 +114,21 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
+    return encoded(Image.fromarray(pixels, mode))
+
+
+def encoded(image: Image.Image) -> bytes:
+    """An image's PNG file."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def read_number(trained: model.DigitModel, data: bytes, max_digits: int = 20) -> str:
+    """The number an upload is read as, by what POST /predict/number runs."""
+    image = preprocessing.decode(data, 50_000_000, segmentation.SIDE)
+    reading = segmentation.read(image, trained.read_pieces, max_digits)
+    return "".join(str(digit) for digit in reading.probabilities.argmax(axis=1))
 
 
 def thin_pen(digit: np.ndarray, scale: int, widened: bool = True) -> np.ndarray:

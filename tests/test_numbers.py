@@ -21,17 +21,11 @@ import preprocessing
 import segmentation
 import styles
 from bench import cuts
-from conftest import make_settings, png, thin_pen
+from conftest import encoded, make_settings, png, read_number, thin_pen
 from errors import NoDigitFound
 from main import create_app
 
 LIMIT = 50_000_000
-
-
-def read(trained: model.DigitModel, data: bytes, max_digits: int = 20) -> str:
-    image = preprocessing.decode(data, LIMIT, segmentation.SIDE)
-    reading = segmentation.read(image, trained.read_pieces, max_digits)
-    return "".join(str(digit) for digit in reading.probabilities.argmax(axis=1))
 
 
 def paper(ink: np.ndarray, scale: int = 4) -> bytes:
@@ -71,9 +65,9 @@ def test_separate_digits_with_uneven_spacing_and_a_drifting_baseline(
 ) -> None:
     rng = np.random.default_rng(len(number))
     ink = styles.number(digits_of(sure, number), rng, "apart")
-    assert read(trained, paper(ink)) == number
-    assert read(trained, styles.canvas_png(ink, rng)) == number
-    assert read(trained, styles.paper_photo(ink, rng)) == number
+    assert read_number(trained, paper(ink)) == number
+    assert read_number(trained, styles.canvas_png(ink, rng)) == number
+    assert read_number(trained, styles.paper_photo(ink, rng)) == number
 
 
 def test_a_slanted_number(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
@@ -84,7 +78,7 @@ def test_a_slanted_number(trained: model.DigitModel, sure: dict[int, np.ndarray]
     slanted = ndimage.affine_transform(
         padded.astype(np.float32), [[1, 0], [slant, 1]], offset=[0, -slant * height], order=1
     )
-    assert read(trained, paper(np.clip(slanted, 0, 255).astype(np.uint8))) == "4096"
+    assert read_number(trained, paper(np.clip(slanted, 0, 255).astype(np.uint8))) == "4096"
 
 
 def _flattened(digit: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -104,8 +98,8 @@ def test_a_digit_written_low_and_wide_is_one_digit(
     its own height than any digit), is still one digit: as wide as one can be for the line's."""
     flat = _flattened(sure[0], 10, 22)
     ink = styles.number([sure[3], flat, sure[7]], np.random.default_rng(5), "apart")
-    assert read(trained, paper(ink)) == "307"
-    assert read(trained, styles.canvas_png(ink, np.random.default_rng(5))) == "307"
+    assert read_number(trained, paper(ink)) == "307"
+    assert read_number(trained, styles.canvas_png(ink, np.random.default_rng(5))) == "307"
 
 
 def _apart(digits: list[np.ndarray], gap: int) -> np.ndarray:
@@ -144,7 +138,7 @@ def test_touching_digits_are_split(
     ink = _touching(left, right, overlap)
     _, marks = ndimage.label(ink > 100, structure=np.ones((3, 3)))
     assert marks == 1  # one stroke: the two digits touch
-    assert read(trained, paper(ink)) == number
+    assert read_number(trained, paper(ink)) == number
 
 
 def test_most_touching_pairs_are_split(
@@ -159,7 +153,7 @@ def test_most_touching_pairs_are_split(
             ink = _touching(left, right, overlap)
             if ndimage.label(ink > 100, structure=np.ones((3, 3)))[1] == 1:
                 touching += 1
-                read_right += read(trained, paper(ink)) == number
+                read_right += read_number(trained, paper(ink)) == number
     assert touching >= 160 and read_right >= 110
 
 
@@ -278,7 +272,7 @@ def test_a_digit_in_pieces_is_one_digit(
     assert count >= 2
     rng = np.random.default_rng(3)
     ink = styles.number([sure[1], digit, sure[8]], rng, "apart")
-    assert read(trained, paper(ink)) == f"1{number}8"
+    assert read_number(trained, paper(ink)) == f"1{number}8"
 
 
 @pytest.mark.parametrize("number", ["1984", "4096", "90210", "31415926"])
@@ -294,7 +288,7 @@ def test_a_number_whose_every_digit_is_in_two_pieces(
     marks = ndimage.find_objects(ndimage.label(ink > 0, structure=np.ones((3, 3)))[0])
     tallest = max(rows.stop - rows.start for rows, _ in marks)
     assert tallest < 0.7 * len(np.flatnonzero(ink.any(axis=1)))
-    assert read(trained, paper(ink)) == number
+    assert read_number(trained, paper(ink)) == number
 
 
 def test_a_second_line_close_under_the_number_is_not_taken_into_it(
@@ -314,7 +308,7 @@ def test_a_second_line_close_under_the_number_is_not_taken_into_it(
     # the number's bottom in the ink map, with 4 px (at MNIST's scale) to spare for the pen's blur
     bottom = (rows[-1] + 1 + 4) * line.ink.shape[0] / ink.shape[0]
     assert all(group.span[1] <= bottom for group in line.groups)
-    assert read(trained, upload) == "1984"
+    assert read_number(trained, upload) == "1984"
 
 
 @pytest.mark.parametrize("number", ["5", "9"])
@@ -333,9 +327,9 @@ def test_a_digit_a_pen_skipped_across_is_one_digit(
     line = segmentation.locate(preprocessing.decode(upload, LIMIT, segmentation.SIDE), 20)
     middle = line.groups[1:-1]  # the two pieces: groups of their own, not read together
     assert len(middle) == 2 and not any(group.close for group in middle)
-    assert read(trained, upload) == f"1{number}8"
+    assert read_number(trained, upload) == f"1{number}8"
     monkeypatch.setattr(segmentation, "PIECES_APART", 0.0)  # without: two digits
-    assert len(read(trained, upload)) == 4
+    assert len(read_number(trained, upload)) == 4
 
 
 @pytest.mark.parametrize("number", ["14", "41", "71", "17", "10", "2141", "4190", "5161"])
@@ -345,7 +339,7 @@ def test_digits_written_close_are_not_taken_for_pieces(
     """Digits 3 px apart at MNIST's scale (a tenth of their height), narrow 1s among them, whose
     union is no wider than a digit may be: each read as itself."""
     ink = _apart(digits_of(sure, number), 3)
-    assert read(trained, paper(ink)) == number
+    assert read_number(trained, paper(ink)) == number
 
 
 def test_a_rare_shape_of_a_digit_is_not_split_on_the_whole_heads_doubt(
@@ -358,9 +352,9 @@ def test_a_rare_shape_of_a_digit_is_not_split_on_the_whole_heads_doubt(
     looped = dataset.split(mnist)[0].images[407]  # a training digit of the sample: a 2
     ink = styles.number([sure[1], looped, sure[8]], np.random.default_rng(3), "apart")
     upload = paper(ink)
-    assert read(trained, upload) == "128"
+    assert read_number(trained, upload) == "128"
     monkeypatch.setattr(segmentation, "WHOLE_FLOOR", 1e-12)  # the head's word, however low
-    assert len(read(trained, upload)) == 4  # 0 and 7 (0 and 2 where BLAS rounds otherwise)
+    assert len(read_number(trained, upload)) == 4  # 0 and 7 (0 and 2 where BLAS rounds otherwise)
 
 
 def _part(
@@ -428,9 +422,7 @@ def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarr
         draw.ellipse([x, 10 + x % 23, x + 2, 12 + x % 23], fill=60)
     draw.rectangle([width + 60, height + 110, width + 150, height + 150], fill=40)  # badge
     draw.text((width + 66, height + 120), "Paint 8", fill=255)
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    assert read(trained, buffer.getvalue()) == "1984"
+    assert read_number(trained, encoded(canvas)) == "1984"
 
 
 def large_photo(sure: dict[int, np.ndarray]) -> tuple[np.ndarray, bytes]:
@@ -487,14 +479,14 @@ def test_boxes_are_in_the_upload_s_own_pixels_after_exif_orientation(
 def test_too_many_digits_and_none(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
     ink = styles.number(digits_of(sure, "12345"), np.random.default_rng(6), "apart")
     with pytest.raises(segmentation.TooManyDigits, match="more than 4 digits; send at most 4"):
-        read(trained, paper(ink), max_digits=4)
-    assert read(trained, paper(ink), max_digits=5) == "12345"
+        read_number(trained, paper(ink), max_digits=4)
+    assert read_number(trained, paper(ink), max_digits=5) == "12345"
     with pytest.raises(NoDigitFound):
-        read(trained, png(np.full((60, 200), 255, np.uint8)))
+        read_number(trained, png(np.full((60, 200), 255, np.uint8)))
     ruled = np.full((60, 200), 255, np.uint8)
     ruled[40:42, 5:195] = 0  # a ruled line alone
     with pytest.raises(NoDigitFound):
-        read(trained, png(ruled))
+        read_number(trained, png(ruled))
 
 
 # --- over HTTP ---------------------------------------------------------------------------------
@@ -625,12 +617,6 @@ def thin_number(
     return canvas
 
 
-def encoded(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("number", ["1984", "2025", "7"])
 def test_a_number_in_a_thin_pen_large_enough_to_be_reduced(
     trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
@@ -638,7 +624,8 @@ def test_a_number_in_a_thin_pen_large_enough_to_be_reduced(
     """Digits read at DIGIT_HEIGHT are reduced to it: a pen a pixel wide comes out of that
     fainter than a stroke and still reads."""
     for scale in (10, 16):
-        assert read(trained, encoded(thin_number(sure, number, scale, widened=False))) == number
+        drawn = thin_number(sure, number, scale, widened=False)
+        assert read_number(trained, encoded(drawn)) == number
 
 
 @pytest.mark.parametrize("number", ["1984", "2025", "7"])
@@ -652,4 +639,4 @@ def test_a_lettered_badge_under_the_number_is_no_piece_of_it(
     draw = ImageDraw.Draw(canvas)
     draw.rounded_rectangle((width - 170, height - 130, width - 40, height - 80), 8, (232, 30, 120))
     draw.text((width - 162, height - 120), "Paint X lite", fill="white", font_size=22)
-    assert read(trained, encoded(canvas)) == number
+    assert read_number(trained, encoded(canvas)) == number

@@ -6,7 +6,6 @@ paint that MNIST's writers rarely did. Each must read as the digit itself."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -16,9 +15,8 @@ from PIL import Image, ImageDraw
 import dataset
 import model
 import preprocessing
-import segmentation
 import styles
-from conftest import png, thin_pen
+from conftest import encoded, png, read_number, thin_pen
 
 LIMIT = 50_000_000
 
@@ -48,9 +46,7 @@ def sure(trained: model.DigitModel, holdout: dataset.Digits) -> list[tuple[np.nd
 
 
 def read(trained: model.DigitModel, image: Image.Image) -> int:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    digit = preprocessing.preprocess(buffer.getvalue(), LIMIT)
+    digit = preprocessing.preprocess(encoded(image), LIMIT)
     return int(trained.probabilities(digit[None]).argmax())
 
 
@@ -222,14 +218,6 @@ def test_shapes_people_draw_read_as_the_digit(
     assert read(trained, painted(draw_digit)) == digit
 
 
-def read_as_number(trained: model.DigitModel, image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    decoded = preprocessing.decode(buffer.getvalue(), LIMIT, segmentation.SIDE)
-    reading = segmentation.read(decoded, trained.read_pieces, 20)
-    return "".join(str(digit) for digit in reading.probabilities.argmax(axis=1))
-
-
 @pytest.mark.parametrize("make", CLASSES.values(), ids=CLASSES.keys())
 def test_real_upload_troubles_read_as_the_digit_by_the_number_reader(
     trained: model.DigitModel, holdout: dataset.Digits, make: Callable[[np.ndarray], Image.Image]
@@ -239,6 +227,6 @@ def test_real_upload_troubles_read_as_the_digit_by_the_number_reader(
     are one digit. (Digits no wider than tall: a thin pen makes a wide 6 wider than a digit
     is read whole, README.)"""
     narrow = first_sure(trained, holdout, narrow=True)
-    assert [read_as_number(trained, make(image)) for image, _ in narrow] == [
+    assert [read_number(trained, encoded(make(image))) for image, _ in narrow] == [
         str(label) for label in range(10)
     ]
