@@ -45,6 +45,11 @@ def sure(trained: model.DigitModel, holdout: dataset.Digits) -> list[tuple[np.nd
     return first_sure(trained, holdout)
 
 
+@pytest.fixture(scope="module")
+def narrow(trained: model.DigitModel, holdout: dataset.Digits) -> list[tuple[np.ndarray, int]]:
+    return first_sure(trained, holdout, narrow=True)
+
+
 def read(trained: model.DigitModel, image: Image.Image) -> int:
     digit = preprocessing.preprocess(encoded(image), LIMIT)
     return int(trained.probabilities(digit[None]).argmax())
@@ -220,13 +225,14 @@ def test_shapes_people_draw_read_as_the_digit(
 
 @pytest.mark.parametrize("make", CLASSES.values(), ids=CLASSES.keys())
 def test_real_upload_troubles_read_as_the_digit_by_the_number_reader(
-    trained: model.DigitModel, holdout: dataset.Digits, make: Callable[[np.ndarray], Image.Image]
+    trained: model.DigitModel,
+    narrow: list[tuple[np.ndarray, int]],
+    make: Callable[[np.ndarray], Image.Image],
 ) -> None:
     """A single digit sent to /predict/number comes back as that one digit, whatever the
     trouble: the clutter a single upload is cleared of stays off the line, a grid's pieces
     are one digit. (Digits no wider than tall: a thin pen makes a wide 6 wider than a digit
     is read whole, README.)"""
-    narrow = first_sure(trained, holdout, narrow=True)
     assert [read_number(trained, encoded(make(image))) for image, _ in narrow] == [
         str(label) for label in range(10)
     ]
