@@ -119,7 +119,7 @@ def main() -> int:
     numbers = {read.file: said_number(reader.read_number(read.data)) for read in reads}
     misread = [read for read in reads if numbers[read.file] != str(read.label)]
     rows = [
-        [kind, len(of), len(of) - sum(read in misread for read in of)]
+        [kind, len(of), sum(numbers[read.file] == str(read.label) for read in of)]
         for kind, of in [("all", reads), *((k, [r for r in reads if r.kind == k]) for k in kinds)]
     ]
     print("\nThe same uploads sent to POST /predict/number:\n")
