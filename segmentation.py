@@ -64,6 +64,10 @@ CLOSE = 0.05  # neighbours closer than this (times a digit's height) are read to
 PIECES_APART = 0.15  # neighbours closer than this, together no wider than PIECES_WIDTH times
 PIECES_WIDTH = 1.0  # their height, are also read as one digit if the model is surer of that
 DIGIT_ASPECT = 0.8  # an MNIST digit's median width / height
+DOT = 0.7  # a mark whose strokes hold a disc this much of its longer side across is a dot...
+DOT_FILL = 0.5  # ...measured only if its ink fills this much of its box
+ACROSS = 0.9  # rows or columns inked across this much of the image are ruling
+STRAIGHT = 0.15  # a mark whose ink spreads this little across (times along) is straight
 WIDEST = 1.5  # the widest single digits (a 0, 2 or 5): 99th percentile of MNIST's
 # How wide MNIST's digits of each class are for their height: the median of the 8,000 training
 # digits' ink box width / height, and the spread (1.4826 MAD) of its logarithm, at least
@@ -294,7 +298,7 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
     """The labelled marks of the ink and the heavy ones that make up the line of digits."""
     if float((ink > 0.5).mean()) > preprocessing.MAX_COVERAGE:
         raise NoDigitFound(NO_DIGIT)  # ink over most of the frame: a texture or a photo
-    inked = ink > 0
+    inked = _unruled(ink > 0)
     # marks a line of a pixel apart are one (a grid drawn across the digits cuts their strokes)
     labels, count = ndimage.label(preprocessing.closed(inked) | inked, structure=np.ones((3, 3)))
     if count == 0:
@@ -317,9 +321,19 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
         np.maximum(heights, widths) < preprocessing.MAX_BLOB_ASPECT * np.minimum(heights, widths)
     )
     heavy &= ~blob
+    # Ruling (`_ruling`) is left out, but a lone straight mark with nothing else upright is a 1
+    # cropped to its ink; a frame around digits is left out, and a dot never starts a line.
+    ruling = _ruling(labels, spans, heavy)
     upright = heavy & ~flat
+    if ruling.sum() > 1 or (upright & ~ruling).any():
+        heavy &= ~ruling
+        upright &= ~ruling
+    frames = _frames(labels, spans, heavy, upright)
+    heavy &= ~frames
+    upright &= ~frames
+    upright[upright] = ~_dots(ink, labels, spans, np.flatnonzero(upright), masses)
     if not upright.any():
-        raise NoDigitFound(NO_DIGIT)  # only lines: no digit
+        raise NoDigitFound(NO_DIGIT)  # only lines and dots: no digit
     # Lettering (a badge with an app's name knocked out of it) never starts a line. As tall as
     # the digits, it is not told from them (touching digits can enclose a third small hole);
     # lower than PIECE_HEIGHT of them it is no piece of one either (a badge right under the
@@ -355,6 +369,92 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
         if masses[list(found)].sum() > masses[list(line)].sum():
             line = found
     return labels, {label: tuple(int(v) for v in spans[label]) for label in line}  # type: ignore[misc]
+
+
+def _unruled(inked: np.ndarray) -> np.ndarray:
+    """The ink without the rows and columns that run from edge to edge of the image, inked
+    across ACROSS of it (lined or squared paper, a notebook's margin, a form's lines, even
+    where they cross each other or a digit), but where a stroke crosses them: a pixel of such
+    a band stays where there is ink right above and below the band (a column's: beside it)."""
+    for axis in (0, 1):
+        lines = inked if axis == 0 else inked.T  # a view: the rows, then the columns
+        ruled = (lines.mean(axis=1) >= ACROSS) & lines[:, 0] & lines[:, -1]
+        if not ruled.any():
+            continue
+        kept = lines.copy()
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], ruled.astype(np.int8), [0]])))
+        for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+            above = lines[start - 1] if start > 0 else np.zeros(lines.shape[1], dtype=bool)
+            below = lines[stop] if stop < len(lines) else np.zeros(lines.shape[1], dtype=bool)
+            kept[start:stop] &= above & below
+        inked = kept if axis == 0 else kept.T
+    return inked
+
+
+def _ruling(labels: np.ndarray, spans: np.ndarray, heavy: np.ndarray) -> np.ndarray:
+    """Which heavy marks are ruling: straight lines (their ink's spread across them at most
+    STRAIGHT of their spread along) that run out of the image on two sides (a notebook's
+    margin, a form's lines, stripes). A digit lies inside the image; a 1 cropped so tight that
+    it reaches two edges is kept when it is the only such mark and nothing else is upright
+    (`_line`)."""
+    height, width = labels.shape
+    edges = (
+        (spans[:, 0] == 0).astype(int)
+        + (spans[:, 1] == height)
+        + (spans[:, 2] == 0)
+        + (spans[:, 3] == width)
+    )
+    ruling = np.zeros(len(spans), dtype=bool)
+    for label in np.flatnonzero(heavy & (edges >= 2)).tolist():
+        top, bottom, left, right = spans[label]
+        rows, cols = np.nonzero(labels[top:bottom, left:right] == label)
+        if rows.size < 3:
+            continue
+        spread = np.linalg.eigvalsh(np.cov(np.stack([rows, cols]).astype(np.float64)))
+        ruling[label] = spread[0] <= STRAIGHT**2 * spread[1]
+    return ruling
+
+
+def _frames(
+    labels: np.ndarray, spans: np.ndarray, heavy: np.ndarray, marks: np.ndarray
+) -> np.ndarray:
+    """Which of the marks are frames: boxes drawn around digits (a form's fields, a box the
+    writer drew), told by a heavy mark inside the outline. No digit holds another in a loop."""
+    frames = np.zeros(len(spans), dtype=bool)
+    others = np.flatnonzero(heavy)
+    for label in np.flatnonzero(marks).tolist():
+        top, bottom, left, right = spans[label]
+        inside = others[
+            (spans[others, 0] > top)
+            & (spans[others, 1] < bottom)
+            & (spans[others, 2] > left)
+            & (spans[others, 3] < right)
+        ]
+        if inside.size:
+            box = labels[top:bottom, left:right]
+            enclosed = ndimage.binary_fill_holes(box == label)
+            frames[label] = bool(np.isin(box[enclosed], inside).any())
+    return frames
+
+
+def _dots(
+    ink: np.ndarray, labels: np.ndarray, spans: np.ndarray, marks: np.ndarray, masses: np.ndarray
+) -> np.ndarray:
+    """Which of the marks are dots: no stroke narrower than the mark, its strokes (over half
+    ink) holding a disc DOT of its longer side across (a dot, a round blob; a digit's strokes,
+    even a marker's where they cross, are far narrower than it). Only marks that fill at least
+    DOT_FILL of their box (a disc fills 0.79, a digit rarely half) have the disc measured."""
+    dots = np.zeros(len(marks), dtype=bool)
+    for k, label in enumerate(marks.tolist()):
+        top, bottom, left, right = spans[label]
+        longer = max(bottom - top, right - left)
+        if masses[label] < DOT_FILL * (bottom - top) * (right - left):
+            continue
+        strokes = (labels[top:bottom, left:right] == label) & (ink[top:bottom, left:right] > 0.5)
+        # the widest disc: twice the largest distance to paper (beyond the box is paper)
+        across = 2.0 * float(ndimage.distance_transform_edt(np.pad(strokes, 1)).max())
+        dots[k] = across >= DOT * longer
+    return dots
 
 
 def _beside(mark: np.ndarray, line: list[np.ndarray], height: int) -> bool:

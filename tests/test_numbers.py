@@ -24,6 +24,7 @@ from bench import cuts
 from conftest import encoded, make_settings, png, read_number, thin_pen
 from errors import NoDigitFound
 from main import create_app
+from nondigits import NON_DIGITS
 
 LIMIT = 50_000_000
 
@@ -423,6 +424,92 @@ def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarr
     draw.rectangle([width + 60, height + 110, width + 150, height + 150], fill=40)  # badge
     draw.text((width + 66, height + 120), "Paint 8", fill=255)
     assert read_number(trained, encoded(canvas)) == "1984"
+
+
+def on_a_page(sure: dict[int, np.ndarray], number: str, seed: int) -> Image.Image:
+    """The number on paper (4x MNIST's scale) in a page with 80 px of paper around it."""
+    ink = styles.number(digits_of(sure, number), np.random.default_rng(seed), "apart")
+    page = Image.open(io.BytesIO(paper(ink)))
+    canvas = Image.new("L", (page.width + 160, page.height + 160), 255)
+    canvas.paste(page, (80, 80))
+    return canvas
+
+
+@pytest.mark.parametrize("number", ["1984", "0", "2025"])
+def test_ruling_across_the_page_is_not_read(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
+) -> None:
+    """A notebook's margin down the page left of the number, a form's line along it above and
+    a slanted line across a corner: straight lines that run out of the image on two sides are
+    ruling, not 1s, wherever they are and however heavy. The margin alone was read as a 1
+    before the number, and beside a single 0 it was taken for the number."""
+    page = on_a_page(sure, number, 4)
+    width, height = page.size
+    draw = ImageDraw.Draw(page)
+    draw.line([(30, 0), (30, height)], fill=60, width=4)  # the margin, darker than the ink
+    draw.line([(0, 20), (width, 20)], fill=140, width=2)
+    draw.line([(width - 60, 0), (width, 50)], fill=100, width=3)
+    assert read_number(trained, encoded(page)) == number
+
+
+@pytest.mark.parametrize("number", ["1984", "2025"])
+@pytest.mark.parametrize("paper_kind", ["lined", "squared"])
+def test_a_number_written_across_lined_or_squared_paper(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str, paper_kind: str
+) -> None:
+    """Light 1 px lines every 30 px cross the digits (and squared paper's columns too): the
+    lines are taken out where no stroke crosses them. They joined every digit into one mark
+    before (read 22, 2, 0, ...)."""
+    page = np.asarray(on_a_page(sure, number, 4)).copy()
+    page[5::30] = np.minimum(page[5::30], 170)
+    if paper_kind == "squared":
+        page[:, 5::30] = np.minimum(page[:, 5::30], 170)
+    assert read_number(trained, png(page)) == number
+
+
+@pytest.mark.parametrize("number", ["1984", "2025"])
+def test_boxes_drawn_around_the_digits_or_the_number_are_no_digits(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
+) -> None:
+    """A form's field around each digit, and a box the writer drew around the whole number:
+    an outline with a digit inside it is a frame. A box around the number was read as a
+    digit of it before (1984 as 198)."""
+    ink = styles.number(digits_of(sure, number), np.random.default_rng(4), "apart")
+    page = Image.open(io.BytesIO(paper(ink)))
+    fields = Image.new("L", (page.width + 160, page.height + 120), 255)
+    fields.paste(page, (80, 60))
+    draw = ImageDraw.Draw(fields)
+    columns = np.flatnonzero((ink > 0).any(axis=0)) * 4 + 80
+    for digit in np.split(columns, np.flatnonzero(np.diff(columns) > 4) + 1):  # each digit's
+        draw.rectangle([digit[0] - 14, 30, digit[-1] + 14, fields.height - 30], outline=90, width=2)
+    around = Image.new("L", fields.size, 255)
+    around.paste(page, (80, 60))
+    ImageDraw.Draw(around).rectangle(
+        [20, 15, around.width - 20, around.height - 15], outline=60, width=3
+    )
+    assert [read_number(trained, encoded(image)) for image in (fields, around)] == [number] * 2
+
+
+def test_a_1_cropped_to_its_ink_is_still_read(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A lone 1 in an upload cropped to its ink runs from the top edge to the bottom one, as
+    ruling does: alone, it is read."""
+    ink = paper(styles.number(digits_of(sure, "1"), np.random.default_rng(4), "apart"))
+    strokes = np.asarray(Image.open(io.BytesIO(ink)))
+    rows = np.flatnonzero((strokes < 128).any(axis=1))
+    cropped = strokes[rows[0] : rows[-1] + 1]
+    assert read_number(trained, png(cropped)) == "1"
+
+
+@pytest.mark.parametrize("name", ["stripes", "a row of dots"])
+def test_patterns_of_lines_and_dots_are_no_number(trained: model.DigitModel, name: str) -> None:
+    """Twenty 1 px lines down the page and a row of twelve round dots: /predict/mnist refuses
+    them (more marks than a digit has), and so does the number reader: ruling is no 1, and a
+    dot (a mark as wide as its strokes) never starts a line of digits. They were read 2 and
+    222222222222."""
+    with pytest.raises(NoDigitFound):
+        read_number(trained, NON_DIGITS[name])
 
 
 def large_photo(sure: dict[int, np.ndarray]) -> tuple[np.ndarray, bytes]:
