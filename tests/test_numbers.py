@@ -441,8 +441,8 @@ def test_ruling_across_the_page_is_not_read(
 ) -> None:
     """A notebook's margin down the page left of the number, a form's line along it above and
     a slanted line across a corner: straight lines that run out of the image on two sides are
-    ruling, not 1s, wherever they are and however heavy. The margin alone was read as a 1
-    before the number, and beside a single 0 it was taken for the number."""
+    ruling, not 1s, wherever they are and however heavy (1984 and 2025 were misread before;
+    a lone digit beside them is read as well)."""
     page = on_a_page(sure, number, 4)
     width, height = page.size
     draw = ImageDraw.Draw(page)
