@@ -67,6 +67,12 @@ DIGIT_ASPECT = 0.8  # an MNIST digit's median width / height
 DOT = 0.7  # a mark whose strokes hold a disc this much of its longer side across is a dot...
 DOT_FILL = 0.5  # ...measured only if its ink fills this much of its box
 ACROSS = 0.9  # rows or columns inked across this much of the image are ruling
+OUTLINE = 0.1  # a box is ruled this near (times its side) to each of its four sides...
+BOX_ACROSS = 0.8  # ...across this much of it (a digit touching a side may overhang it)
+BOX_INSIDE = 0.5  # ...its inside inked no more than this
+BOX_NARROWEST = 0.3  # ...and its sides this far apart (times its height) at least...
+BOX_LINE = 0.1  # ...each no thicker than this (times the width they span)
+PARTITION = 3.0  # a row of boxes' partitions are at most this many times as thick as a side
 STRAIGHT = 0.15  # a mark whose ink spreads this little across (times along) is straight
 WIDEST = 1.5  # the widest single digits (a 0, 2 or 5): 99th percentile of MNIST's
 # How wide MNIST's digits of each class are for their height: the median of the 8,000 training
@@ -294,8 +300,13 @@ def _too_many(max_digits: int) -> str:
 Span = tuple[int, int, int, int]  # top, bottom, left, right (end-exclusive)
 
 
-def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]]:
-    """The labelled marks of the ink and the heavy ones that make up the line of digits."""
+def _line(
+    ink: np.ndarray, max_digits: int, unframed: bool = False
+) -> tuple[np.ndarray, dict[int, Span]]:
+    """The labelled marks of the ink and the heavy ones that make up the line of digits. The
+    lines of boxes are taken out (`_box_lines`) and the marks found again (`unframed`), so
+    that digits that touch their box come apart from it; a frame around digits that is no
+    box (drawn by hand) is left out (`_frames`)."""
     if float((ink > 0.5).mean()) > preprocessing.MAX_COVERAGE:
         raise NoDigitFound(NO_DIGIT)  # ink over most of the frame: a texture or a photo
     inked = _unruled(ink > 0)
@@ -328,6 +339,9 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
     if ruling.sum() > 1 or (upright & ~ruling).any():
         heavy &= ~ruling
         upright &= ~ruling
+    boxes = {} if unframed else _boxes(labels * inked, spans, upright)  # (the ink's own pixels)
+    if boxes:
+        return _line(_boxes_erased(ink, labels * inked, spans, boxes), max_digits, unframed=True)
     frames = _frames(labels, spans, heavy, upright)
     heavy &= ~frames
     upright &= ~frames
@@ -372,23 +386,74 @@ def _line(ink: np.ndarray, max_digits: int) -> tuple[np.ndarray, dict[int, Span]
 
 
 def _unruled(inked: np.ndarray) -> np.ndarray:
-    """The ink without the rows and columns that run from edge to edge of the image, inked
-    across ACROSS of it (lined or squared paper, a notebook's margin, a form's lines, even
-    where they cross each other or a digit), but where a stroke crosses them: a pixel of such
-    a band stays where there is ink right above and below the band (a column's: beside it)."""
-    for axis in (0, 1):
-        lines = inked if axis == 0 else inked.T  # a view: the rows, then the columns
-        ruled = (lines.mean(axis=1) >= ACROSS) & lines[:, 0] & lines[:, -1]
+    """The ink without the page's ruling: the rows and the columns inked from one edge of the
+    map to the other, across ACROSS of it (lined or squared paper, a notebook's margin, a
+    form's lines, even where they cross each other or a digit), but where a stroke crosses
+    them (`_without`)."""
+    rows = (inked.mean(axis=1) >= ACROSS) & inked[:, 0] & inked[:, -1]
+    columns = (inked.mean(axis=0) >= ACROSS) & inked[0] & inked[-1]
+    return _without(inked, rows, columns)
+
+
+def _without(inked: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The ink without the rows and the columns given, but where a stroke crosses them: a
+    pixel of a band of rows stays where there is ink right above and below the band (of a
+    band of columns: right and left of it). Rows first, so that where two lines cross, the
+    crossing goes with the second."""
+    for axis, ruled in ((0, rows), (1, columns)):
         if not ruled.any():
             continue
+        lines = inked if axis == 0 else inked.T  # a view: the rows, then the columns
         kept = lines.copy()
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], ruled.astype(np.int8), [0]])))
-        for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        for start, stop in _bands(ruled):
             above = lines[start - 1] if start > 0 else np.zeros(lines.shape[1], dtype=bool)
             below = lines[stop] if stop < len(lines) else np.zeros(lines.shape[1], dtype=bool)
             kept[start:stop] &= above & below
         inked = kept if axis == 0 else kept.T
     return inked
+
+
+def _bands(ruled: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of consecutive True in a 1-d mask, as (start, stop)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ruled.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _box_lines(mark: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A box's lines, if a mark (in its own box) is one: two columns or more inked down
+    BOX_ACROSS of it, the outermost two at least BOX_NARROWEST of its height apart, spanning
+    half its width or more, each band of them thin (at most BOX_LINE of the width they span:
+    lines, not a digit's strokes), and between them, rows so inked across within OUTLINE of
+    its top and of its bottom (a form's field, or a row of them, with the digits that touch
+    them and may overhang their sides; an empty field), its inside mostly paper (at most
+    BOX_INSIDE inked). Its lines are those rows, its sides, and the columns between at most
+    PARTITION times as thick as its sides (the partitions of a row of fields, two sides side
+    by side; a 1 drawn from its field's top to its bottom is thicker). None for a mark
+    without four straight sides (a digit) or a filled box."""
+    height, width = mark.shape
+    sides = _bands(mark.mean(axis=0) >= BOX_ACROSS)
+    if min(height, width) < 8 or len(sides) < 2:
+        return None
+    (left, inner_left), (inner_right, right) = sides[0], sides[-1]
+    if inner_right - inner_left < BOX_NARROWEST * height or right - left < width / 2:
+        return None  # two strokes close together (a stem a grid's line cuts), not a box
+    thickest = max(inner_left - left, right - inner_right)
+    if thickest > BOX_LINE * (right - left):
+        return None  # sides as thick as a digit's strokes: a digit (a small boxy 8)
+    rows = mark[:, left:right].mean(axis=1) >= BOX_ACROSS
+    near = max(2, round(OUTLINE * height))
+    rows[near:-near] = False
+    if not (rows[:near].any() and rows[-near:].any()):
+        return None
+    bands = _bands(rows)
+    inner_top, inner_bottom = bands[0][1], bands[-1][0]
+    if mark[inner_top:inner_bottom, inner_left:inner_right].mean() > BOX_INSIDE:
+        return None  # a filled box: a badge, a blot
+    columns = np.zeros(width, dtype=bool)
+    for start, stop in sides:
+        columns[start:stop] = stop - start <= PARTITION * thickest
+    columns[left:inner_left] = columns[inner_right:right] = True
+    return rows, columns
 
 
 def _ruling(labels: np.ndarray, spans: np.ndarray, heavy: np.ndarray) -> np.ndarray:
@@ -435,6 +500,34 @@ def _frames(
             enclosed = ndimage.binary_fill_holes(box == label)
             frames[label] = bool(np.isin(box[enclosed], inside).any())
     return frames
+
+
+def _boxes(
+    labels: np.ndarray, spans: np.ndarray, marks: np.ndarray
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The marks that are boxes, each with its lines (`_box_lines`)."""
+    boxes = {}
+    for label in np.flatnonzero(marks).tolist():
+        top, bottom, left, right = spans[label]
+        lines = _box_lines(labels[top:bottom, left:right] == label)
+        if lines is not None:
+            boxes[label] = lines
+    return boxes
+
+
+def _boxes_erased(
+    ink: np.ndarray,
+    labels: np.ndarray,
+    spans: np.ndarray,
+    boxes: dict[int, tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """The ink without the boxes' lines, but where a stroke crosses them (`_without`)."""
+    ink = ink.copy()
+    for label, (rows, columns) in boxes.items():
+        top, bottom, left, right = spans[label]
+        box = labels[top:bottom, left:right] == label
+        ink[top:bottom, left:right][box & ~_without(box, rows, columns)] = 0.0
+    return ink
 
 
 def _dots(

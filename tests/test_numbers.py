@@ -471,23 +471,33 @@ def test_a_number_written_across_lined_or_squared_paper(
 def test_boxes_drawn_around_the_digits_or_the_number_are_no_digits(
     trained: model.DigitModel, sure: dict[int, np.ndarray], number: str
 ) -> None:
-    """A form's field around each digit, and a box the writer drew around the whole number:
-    an outline with a digit inside it is a frame. A box around the number was read as a
-    digit of it before (1984 as 198)."""
+    """A form's fields, one around each digit, all as wide as the widest digit: clear of the
+    digits, and drawn on the widest digit's outermost ink, so that it touches its field's
+    sides; and a box the writer drew around the whole number. A box's lines are taken out,
+    not read. Before, each was misread (a box around the number as digits of it: 1984 as
+    198)."""
     ink = styles.number(digits_of(sure, number), np.random.default_rng(4), "apart")
     page = Image.open(io.BytesIO(paper(ink)))
-    fields = Image.new("L", (page.width + 160, page.height + 120), 255)
-    fields.paste(page, (80, 60))
-    draw = ImageDraw.Draw(fields)
     columns = np.flatnonzero((ink > 0).any(axis=0)) * 4 + 80
-    for digit in np.split(columns, np.flatnonzero(np.diff(columns) > 4) + 1):  # each digit's
-        draw.rectangle([digit[0] - 14, 30, digit[-1] + 14, fields.height - 30], outline=90, width=2)
-    around = Image.new("L", fields.size, 255)
+    digits = np.split(columns, np.flatnonzero(np.diff(columns) > 4) + 1)
+    widest = max(digit[-1] - digit[0] for digit in digits)
+    images = []
+    for margin in (14, 0):  # clear of the digits; on the widest one's outermost ink
+        fields = Image.new("L", (page.width + 160, page.height + 120), 255)
+        fields.paste(page, (80, 60))
+        draw = ImageDraw.Draw(fields)
+        for digit in digits:
+            middle = (digit[0] + digit[-1]) // 2
+            left, right = middle - widest // 2 - margin, middle + (widest + 1) // 2 + margin
+            draw.rectangle([left, 30, right, fields.height - 30], outline=90, width=2)
+        images.append(fields)
+    around = Image.new("L", images[0].size, 255)
     around.paste(page, (80, 60))
     ImageDraw.Draw(around).rectangle(
         [20, 15, around.width - 20, around.height - 15], outline=60, width=3
     )
-    assert [read_number(trained, encoded(image)) for image in (fields, around)] == [number] * 2
+    images.append(around)
+    assert [read_number(trained, encoded(image)) for image in images] == [number] * 3
 
 
 def test_a_1_cropped_to_its_ink_is_still_read(
