@@ -339,9 +339,10 @@ def _line(
     if ruling.sum() > 1 or (upright & ~ruling).any():
         heavy &= ~ruling
         upright &= ~ruling
-    boxes = {} if unframed else _boxes(labels * inked, spans, upright)  # (the ink's own pixels)
+    own = labels * inked  # each mark's own ink (not its closing's)
+    boxes = {} if unframed else _boxes(own, spans, upright)
     if boxes:
-        return _line(_boxes_erased(ink, labels * inked, spans, boxes), max_digits, unframed=True)
+        return _line(_boxes_erased(ink, own, spans, boxes), max_digits, unframed=True)
     frames = _frames(labels, spans, heavy, upright)
     heavy &= ~frames
     upright &= ~frames
@@ -352,9 +353,7 @@ def _line(
     # the digits, it is not told from them (touching digits can enclose a third small hole);
     # lower than PIECE_HEIGHT of them it is no piece of one either (a badge right under the
     # last digit), and is left out.
-    lettering = np.concatenate(  # (the holes of the ink, not of its closing)
-        [[False], preprocessing.lettering_marks(labels * inked, upright[1:])]
-    )
+    lettering = np.concatenate([[False], preprocessing.lettering_marks(own, upright[1:])])
     if (upright & ~lettering).any():
         upright &= ~lettering
         heavy &= ~(lettering & (heights < PIECE_HEIGHT * heights[upright].max()))
@@ -390,8 +389,11 @@ def _unruled(inked: np.ndarray) -> np.ndarray:
     map to the other, across ACROSS of it (lined or squared paper, a notebook's margin, a
     form's lines, even where they cross each other or a digit), but where a stroke crosses
     them (`_without`)."""
-    rows = (inked.mean(axis=1) >= ACROSS) & inked[:, 0] & inked[:, -1]
-    columns = (inked.mean(axis=0) >= ACROSS) & inked[0] & inked[-1]
+    rows, columns = inked[:, 0] & inked[:, -1], inked[0] & inked[-1]  # (few ever are)
+    if rows.any():
+        rows &= inked.mean(axis=1) >= ACROSS
+    if columns.any():
+        columns &= inked.mean(axis=0) >= ACROSS
     return _without(inked, rows, columns)
 
 
@@ -505,10 +507,15 @@ def _frames(
 def _boxes(
     labels: np.ndarray, spans: np.ndarray, marks: np.ndarray
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """The marks that are boxes, each with its lines (`_box_lines`)."""
+    """The marks that are boxes, each with its lines (`_box_lines`). Only a mark with a column
+    inked down BOX_ACROSS of it within OUTLINE of its left side is looked at whole (a box's
+    left side, which a digit touching it may overhang by no more)."""
     boxes = {}
     for label in np.flatnonzero(marks).tolist():
         top, bottom, left, right = spans[label]
+        side = labels[top:bottom, left : left + max(2, round(OUTLINE * (right - left)))]
+        if np.count_nonzero(side == label, axis=0).max() < BOX_ACROSS * (bottom - top):
+            continue
         lines = _box_lines(labels[top:bottom, left:right] == label)
         if lines is not None:
             boxes[label] = lines
@@ -538,11 +545,12 @@ def _dots(
     even a marker's where they cross, are far narrower than it). Only marks that fill at least
     DOT_FILL of their box (a disc fills 0.79, a digit rarely half) have the disc measured."""
     dots = np.zeros(len(marks), dtype=bool)
-    for k, label in enumerate(marks.tolist()):
+    boxes = spans[marks]
+    filled = masses[marks] >= DOT_FILL * (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
+    for k in np.flatnonzero(filled).tolist():
+        label = int(marks[k])
         top, bottom, left, right = spans[label]
         longer = max(bottom - top, right - left)
-        if masses[label] < DOT_FILL * (bottom - top) * (right - left):
-            continue
         strokes = (labels[top:bottom, left:right] == label) & (ink[top:bottom, left:right] > 0.5)
         # the widest disc: twice the largest distance to paper (beyond the box is paper)
         across = 2.0 * float(ndimage.distance_transform_edt(np.pad(strokes, 1)).max())
