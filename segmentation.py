@@ -66,7 +66,10 @@ PIECES_WIDTH = 1.0  # their height, are also read as one digit if the model is s
 DIGIT_ASPECT = 0.8  # an MNIST digit's median width / height
 DOT = 0.7  # a mark whose strokes hold a disc this much of its longer side across is a dot...
 DOT_FILL = 0.5  # ...measured only if its ink fills this much of its box
-ACROSS = 0.9  # rows or columns inked across this much of the image are ruling
+ACROSS = 0.9  # rows or columns inked across this much of the image are ruling...
+TILT = 3.0  # ...also when they run aslant by up to this many degrees
+ASLANT_PASSES = 3  # lines aslant are looked for at most this many times in one map...
+PROBES = 32  # ...on this many columns first
 OUTLINE = 0.1  # a box is ruled this near (times its side) to each of its four sides...
 BOX_ACROSS = 0.8  # ...across this much of it (a digit touching a side may overhang it)
 BOX_INSIDE = 0.5  # ...its inside inked no more than this
@@ -394,7 +397,58 @@ def _unruled(inked: np.ndarray) -> np.ndarray:
         rows &= inked.mean(axis=1) >= ACROSS
     if columns.any():
         columns &= inked.mean(axis=0) >= ACROSS
-    return _without(inked, rows, columns)
+    inked = _without(inked, rows, columns)
+    for _ in range(ASLANT_PASSES):  # ruling a little aslant: a photo of a page
+        before = int(np.count_nonzero(inked))
+        if inked[:, 0].any() and inked[:, -1].any():
+            inked = _unruled_aslant(inked)
+        if inked[0].any() and inked[-1].any():
+            inked = _unruled_aslant(inked.T).T
+        if np.count_nonzero(inked) == before:
+            break
+    return inked
+
+
+def _unruled_aslant(inked: np.ndarray) -> np.ndarray:
+    """The ink without the lines that run from its left edge to its right edge at a slope of
+    up to TILT (a page photographed a little turned), inked across ACROSS of the width, but
+    where a stroke crosses them. Each slope a pixel's drift over the width apart is tried on
+    PROBES columns spread over the width (which a line crosses too): the map sheared by it
+    (each column moved up by its drift) has the lines as rows. The slope with the most such
+    rows is taken out where its rows are ruled across the whole width (`_unruled` tries again
+    for lines whose slope lies between two tried: ASLANT_PASSES)."""
+    height, width = inked.shape
+    probes = np.linspace(0, width - 1, PROBES).round().astype(np.intp)
+    probe_rows, probe_index = np.nonzero(inked[:, probes])
+    probe_columns = probes[probe_index]
+    best, most = 0.0, 0
+    for step in range(1, int(np.tan(np.radians(TILT)) * width) + 1):
+        for slope in (step / width, -step / width):
+            drift = np.round(np.arange(width) * slope).astype(np.intp)
+            keys = probe_rows - drift[probe_columns] + drift.max()  # each pixel's sheared row
+            counts = np.bincount(keys)
+            ends = np.intersect1d(keys[probe_index == 0], keys[probe_index == PROBES - 1])
+            found = int(np.count_nonzero(counts[ends] >= ACROSS * PROBES))  # edge to edge
+            if found > most:
+                best, most = slope, found
+    if not most:
+        return inked
+    drift = np.round(np.arange(width) * best).astype(np.intp)
+    span = int(drift.max() - drift.min())
+    rows, columns = np.nonzero(inked)
+    keys = rows - drift[columns] + drift.max()
+    ruled = np.bincount(keys, minlength=height + span) >= ACROSS * width
+    ends = np.zeros_like(ruled)
+    ends[np.intersect1d(keys[columns == 0], keys[columns == width - 1])] = True
+    ruled &= ends
+    ruled[:-1] |= ruled[1:]  # and the rows either side: a line aslant, anti-aliased, strays
+    ruled[1:] |= ruled[:-1].copy()  # into them as it runs between two sheared rows
+    sheared = np.zeros((height + span, width), dtype=bool)
+    sheared[keys, columns] = True
+    kept = _without(sheared, ruled, np.zeros(width, dtype=bool))
+    unruled = np.zeros_like(inked)
+    unruled[rows, columns] = kept[keys, columns]
+    return unruled
 
 
 def _without(inked: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:

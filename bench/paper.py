@@ -5,8 +5,9 @@ bench/numbers.py writes them, drawn dark on white at 4x MNIST's scale with paper
 and then on each kind of paper: plain; lined (light 1 px lines every 30 px, across the
 digits); squared (the same lines both ways); a notebook's margin (a line down the page, left
 of the number, darker than the ink); form fields (a box around each digit); a box the writer
-drew around the whole number; and lined paper turned 1 degree (its lines aslant, which the
-reader does not take out: a limit, measured). Every kind has the same numbers in the same
+drew around the whole number; lined paper turned 1 degree and squared paper turned 2, as a
+page photographed a little crooked shows them; and lined paper turned 5 degrees (more than
+the reader looks for: a limit, measured). Every kind has the same numbers in the same
 places, so the rows differ by the paper alone. Each image goes through exactly what the
 endpoint runs (predictor.Reader.read_number); Tesseract (Debian's tesseract-ocr, `--psm 7`,
 digits only) reads the same images in the same run.
@@ -56,12 +57,15 @@ def lined(page: np.ndarray, both_ways: bool = False) -> np.ndarray:
     return ruled
 
 
-def aslant(page: np.ndarray) -> np.ndarray:
-    """Lined paper turned 1 degree under the number."""
+def aslant(page: np.ndarray, degrees: float, both_ways: bool = False) -> np.ndarray:
+    """Lined (or squared) paper turned by some degrees under the number, as a photo of a page
+    held a little crooked shows it."""
     height, width = page.shape
     lines = np.full((2 * height, 2 * width), 255, np.uint8)
     lines[5::PITCH] = LINE_LEVEL
-    turned = Image.fromarray(lines).rotate(1.0, Image.Resampling.BILINEAR, fillcolor=255)
+    if both_ways:
+        lines[:, 5::PITCH] = LINE_LEVEL
+    turned = Image.fromarray(lines).rotate(degrees, Image.Resampling.BILINEAR, fillcolor=255)
     crop = turned.crop((width // 2, height // 2, width // 2 + width, height // 2 + height))
     return np.minimum(page, np.asarray(crop))
 
@@ -97,7 +101,9 @@ PAPERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "a notebook's margin": margin,
     "form fields, one per digit": fields,
     "a box around the number": boxed,
-    "lined, turned 1 degree (not handled)": aslant,
+    "lined, turned 1 degree": lambda page: aslant(page, 1.0),
+    "squared, turned 2 degrees": lambda page: aslant(page, -2.0, both_ways=True),
+    "lined, turned 5 degrees (not handled)": lambda page: aslant(page, 5.0),
 }
 
 
