@@ -599,8 +599,10 @@ def _dots(
     even a marker's where they cross, are far narrower than it). Only marks that fill at least
     DOT_FILL of their box (a disc fills 0.79, a digit rarely half) have the disc measured."""
     dots = np.zeros(len(marks), dtype=bool)
-    boxes = spans[marks]
-    filled = masses[marks] >= DOT_FILL * (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
+    extents = spans[marks]
+    filled = masses[marks] >= DOT_FILL * (extents[:, 1] - extents[:, 0]) * (
+        extents[:, 3] - extents[:, 2]
+    )
     for k in np.flatnonzero(filled).tolist():
         label = int(marks[k])
         top, bottom, left, right = spans[label]

@@ -21,6 +21,7 @@ import preprocessing
 import segmentation
 import styles
 from bench import cuts
+from bench.paper import aslant, lined, on_paper
 from conftest import encoded, make_settings, png, read_number, thin_pen
 from errors import NoDigitFound
 from main import create_app
@@ -427,12 +428,10 @@ def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarr
 
 
 def on_a_page(sure: dict[int, np.ndarray], number: str, seed: int) -> Image.Image:
-    """The number on paper (4x MNIST's scale) in a page with 80 px of paper around it."""
+    """The number on paper (4x MNIST's scale) in a page with 80 px of paper around it, as
+    bench/paper.py writes it."""
     ink = styles.number(digits_of(sure, number), np.random.default_rng(seed), "apart")
-    page = Image.open(io.BytesIO(paper(ink)))
-    canvas = Image.new("L", (page.width + 160, page.height + 160), 255)
-    canvas.paste(page, (80, 80))
-    return canvas
+    return Image.fromarray(on_paper(ink))
 
 
 @pytest.mark.parametrize("number", ["1984", "0", "2025"])
@@ -460,10 +459,7 @@ def test_a_number_written_across_lined_or_squared_paper(
     """Light 1 px lines every 30 px cross the digits (and squared paper's columns too): the
     lines are taken out where no stroke crosses them. They joined every digit into one mark
     before (read 22, 2, 0, ...)."""
-    page = np.asarray(on_a_page(sure, number, 4)).copy()
-    page[5::30] = np.minimum(page[5::30], 170)
-    if paper_kind == "squared":
-        page[:, 5::30] = np.minimum(page[:, 5::30], 170)
+    page = lined(np.asarray(on_a_page(sure, number, 4)), both_ways=paper_kind == "squared")
     assert read_number(trained, png(page)) == number
 
 
@@ -476,13 +472,8 @@ def test_a_number_on_lined_paper_photographed_a_little_turned(
     """The lines of the page run aslant (up to TILT): they are found at their slope and taken
     out where no stroke crosses them. Taking out level ruling alone, 2025 and 31415926 were
     refused and 7390 read 73967."""
-    page = np.asarray(on_a_page(sure, number, 4))
-    height, width = page.shape
-    lines = np.full((2 * height, 2 * width), 255, np.uint8)
-    lines[5::30] = 170
-    turned = Image.fromarray(lines).rotate(degrees, Image.Resampling.BILINEAR, fillcolor=255)
-    crop = turned.crop((width // 2, height // 2, width // 2 + width, height // 2 + height))
-    assert read_number(trained, png(np.minimum(page, np.asarray(crop)))) == number
+    page = aslant(np.asarray(on_a_page(sure, number, 4)), degrees)
+    assert read_number(trained, png(page)) == number
 
 
 @pytest.mark.parametrize("number", ["1984", "2025"])
