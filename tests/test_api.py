@@ -20,7 +20,7 @@ from test_preprocessing import GOOD_PNG, bomb
 import dataset
 import styles
 from config import Settings
-from conftest import make_settings, png
+from conftest import READY_WAIT, make_settings, png
 from errors import DatasetError
 from main import create_app
 
@@ -216,7 +216,7 @@ def test_answers_health_while_training(tmp_path: Path, holdout: dataset.Digits) 
             assert (answer.status_code, answer.json()) == (503, training)
 
             lock.release()
-            assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+            assert client.app.state.predictor.wait(READY_WAIT)  # type: ignore[attr-defined]
             assert client.get("/ready").status_code == 200
             assert post_file(client, png(holdout.images[1])).json()["prediction"] == "3"
             # the prediction process starts once training is over, and takes over
@@ -235,7 +235,7 @@ def test_answers_health_while_training(tmp_path: Path, holdout: dataset.Digits) 
 def test_training_failure_is_reported_by_ready(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, model_path=tmp_path)  # a folder: the save must fail
     with TestClient(create_app(settings)) as client:
-        client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+        client.app.state.predictor.wait(READY_WAIT)  # type: ignore[attr-defined]
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["detail"].startswith("The model could not be trained: ")
@@ -359,7 +359,7 @@ def test_a_large_batch_shared_out_between_the_prediction_processes_keeps_its_ord
     settings: Settings, holdout: dataset.Digits
 ) -> None:
     with TestClient(create_app(settings.model_copy(update={"prediction_processes": 2}))) as client:
-        assert client.app.state.predictor.wait(60)  # type: ignore[attr-defined]
+        assert client.app.state.predictor.wait(READY_WAIT)  # type: ignore[attr-defined]
         batch_in_two_shares(client, holdout)
 
 
