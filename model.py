@@ -49,12 +49,15 @@ from features import Deskew, GradientHistograms, Loops, RBFKernel, SideBySide
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # bump when the cache layout or what it holds changes; older files are retrained
-# (3: the whole-digit head learnt where touching digits meet, and the version covers it)
+FORMAT = 4  # bump when the cache layout or what it holds changes; older files are retrained
+# (3: the whole-digit head learnt where touching digits meet, and the version covers it; 4: the
+# classifier learnt digits with slivers of a touching neighbour, which the number reader's parts
+# now hold)
 SEED = 0
 CHUNK = 4096  # digits per chunk when computing training features
 DIGITS = np.arange(10)
 DRAWN_SHARE = 0.375  # template drawings per training digit (3,000 beside 8,000)
+TOUCHING = 0.3  # runs of touching digits cut for their slivers, per training digit
 
 Progress = Callable[[str], None]
 
@@ -161,16 +164,20 @@ def build_pipeline() -> Pipeline:
     )
 
 
-def fit_in_chunks(pipeline: Pipeline, inputs: np.ndarray, labels: np.ndarray) -> Pipeline:
-    """Fit the pipeline as Pipeline.fit would, in bounded memory.
+def fit_in_chunks(
+    pipeline: Pipeline, inputs: np.ndarray, labels: np.ndarray, centres: int | None = None
+) -> Pipeline:
+    """Fit the pipeline as Pipeline.fit would, in bounded memory, the kernel map's centres drawn
+    from the first `centres` inputs only (all: None).
 
     Pipeline.fit materialises every step's output for all digits at once (60,000 digits:
     6.4 GB at peak). Here the features are computed a chunk at a time, straight into one
     float64 matrix, the dtype SGDClassifier trains on, so it makes no copy of its own.
     """
     *transforms, (_, rbf), (_, classifier) = pipeline.steps
+    centres = len(inputs) if centres is None else centres
     # a kernel map cannot have more centres than there are digits to fit (small samples)
-    rbf.set_params(n_components=min(rbf.n_components, len(inputs)))
+    rbf.set_params(n_components=min(rbf.n_components, centres))
 
     def features(chunk: np.ndarray) -> np.ndarray:
         for _, step in transforms:
@@ -178,7 +185,7 @@ def fit_in_chunks(pipeline: Pipeline, inputs: np.ndarray, labels: np.ndarray) ->
         return chunk
 
     shaped = np.concatenate([features(inputs[i : i + CHUNK]) for i in range(0, len(inputs), CHUNK)])
-    rbf.fit(shaped)
+    rbf.fit(shaped[:centres])
     mapped = np.empty((len(inputs), rbf.n_components), dtype=np.float64)
     for i in range(0, len(inputs), CHUNK):
         mapped[i : i + CHUNK] = rbf.transform(shaped[i : i + CHUNK])
@@ -209,13 +216,26 @@ def _inputs(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
 
 
-def training_inputs(digits: dataset.Digits) -> tuple[np.ndarray, np.ndarray]:
-    """The pipeline's inputs for training, with their labels: the MNIST digits with strokes of
-    three widths, and drawings of the styles MNIST lacks (`handwriting`), 3 for every 8
-    training digits."""
+def training_inputs(digits: dataset.Digits) -> tuple[np.ndarray, np.ndarray, int]:
+    """The pipeline's inputs for training, their labels, and how many of them come first that
+    are digits as written: the MNIST digits with strokes of three widths and drawings of the
+    styles MNIST lacks (`handwriting`), 3 for every 8 training digits; then digits with slivers
+    of a touching neighbour as the number reader cuts them (`segmentation.touching_parts`),
+    from runs of 2-3 digits, 3 for every 10 training digits.
+
+    The kernel map's centres are drawn from the digits as written only: a digit cut from two
+    runs is often twice nearly the same part, and two centres that close make its normalisation
+    blow up (weights of 10^6 after folding, where float32 sums of other orders part by 0.05)."""
     inputs, labels = with_stroke_widths(digits)
     drawn, drawn_labels = handwriting.drawings(round(DRAWN_SHARE * len(digits)), SEED)
-    return np.concatenate([inputs, drawn]), np.concatenate([labels, drawn_labels])
+    touching, touching_labels = segmentation.touching_parts(
+        digits.images, digits.labels, np.random.default_rng(SEED), round(TOUCHING * len(digits))
+    )
+    return (
+        np.concatenate([inputs, drawn, touching]),
+        np.concatenate([labels, drawn_labels, touching_labels]),
+        len(inputs) + len(drawn),
+    )
 
 
 def with_stroke_widths(digits: dataset.Digits) -> tuple[np.ndarray, np.ndarray]:
@@ -245,8 +265,8 @@ def train(
     if limit is not None:
         training = training.take(slice(0, limit))
     progress(f"training on {len(training):,} digits from {mnist.source} ...")
-    inputs, labels = training_inputs(training)
-    pipeline = fold_kernel_map(fit_in_chunks(build_pipeline(), inputs, labels))
+    inputs, labels, written = training_inputs(training)
+    pipeline = fold_kernel_map(fit_in_chunks(build_pipeline(), inputs, labels, written))
     whole = train_whole(pipeline, training)
     progress(
         f"fitted in {time.perf_counter() - start:.1f} s; scoring {len(holdout):,} held-out digits"

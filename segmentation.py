@@ -105,6 +105,8 @@ MAX_CUTS = 24  # ...and on the grid, at most this many of each in one group (wha
 REACH = 0.25  # a cut may wander this far from its column (times the group's height)...
 BEND = 0.05  # ...each step sideways costing this much ink...
 STRAY = 0.02  # ...and each pixel away from its column this much, a row
+PAST = 0.03  # each part keeps the ink this far past its cuts (times its height): a stroke
+# drawn over a neighbour's is read with both digits (the classifier knows slivers: touching_parts)
 COLUMNS_AT_ONCE = 2  # the search of a group's parts frames those starting at this many columns
 # at once (all framed at once are classified in one pass)
 THINNEST = 0.2  # no part of a split is narrower than this (times its height): a 1 is wider
@@ -913,18 +915,20 @@ def _group_inks(ink: np.ndarray, labels: np.ndarray, groups: list[_Group]) -> li
 
 def _parts(values: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
     """The parts of a group's ink between the cuts its width allows (`_cuts`), each cut
-    running down its path (`_cut_paths`): ((start, stop), the part's ink in the group's box)."""
+    running down its path (`_cut_paths`), with PAST of ink beyond: ((start, stop), the part's
+    ink in the group's box)."""
     cuts = _cuts(values)
     edges = sorted({edge for cut in cuts for edge in cut} - {0, values.shape[1]})
     paths = dict(zip(edges, _cut_paths(values, edges), strict=True))
     columns = np.arange(values.shape[1])
+    past = round(PAST * values.shape[0])
     parts = []
     for start, stop in cuts:
         inside = np.ones(values.shape, dtype=bool)
         if start in paths:
-            inside &= columns >= paths[start][:, None]
+            inside &= columns >= paths[start][:, None] - past
         if stop in paths:
-            inside &= columns < paths[stop][:, None]
+            inside &= columns < paths[stop][:, None] + past
         parts.append(((start, stop), np.where(inside, values, 0.0).astype(np.float32)))
     return parts
 
@@ -1152,3 +1156,70 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
                 cut = one.shape[1] - int(rng.integers(0, overlap + 1))
                 add(pair[:, :cut] if rng.random() < 0.5 else pair[:, cut:], 1)
     return np.stack(framed), np.array(whole)
+
+
+OWN_INK = 0.8  # a part learnt as a digit with slivers holds this much of the digit's ink...
+SLIVERS = 0.85  # ...and the digit at least this much of the part's (the rest its neighbours')
+
+
+def touching_parts(
+    images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Digits with slivers of a touching neighbour, cut and framed as the search cuts and frames
+    them, with their labels, as the pipeline's inputs ((n, 784) float32 in 0..1): of `count`
+    runs of 2 or 3 MNIST digits of `images` written over each other a little (`_run_together`),
+    the parts the search tries (`candidates`) that hold one digit (OWN_INK of its ink, and it
+    SLIVERS of theirs) and some ink of another; at most two of each digit. Strokes that cross
+    share ink no cut gives to both sides, and PAST gives each part some of its neighbour's: a
+    classifier taught only whole digits reads those slivers as strokes (a 0 with a piece of
+    the 1 beside it as a 6)."""
+    framed: list[np.ndarray] = []
+    read: list[int] = []
+    for _ in range(count):
+        chosen = rng.choice(len(images), int(rng.integers(2, 4)), replace=False)
+        layers = _run_together(images[chosen], rng)
+        totals = layers.sum(axis=(1, 2))
+        try:
+            groups = candidates(line_of((layers.max(axis=0) / 255).astype(np.float32), 20))
+        except (NoDigitFound, TooManyDigits):
+            continue
+        for (top, bottom, left, right), parts in groups:
+            box = layers[:, top:bottom, left:right]
+            held: dict[int, list[np.ndarray]] = {}
+            for _, values in parts:
+                inside = (box * (values > 0)).sum(axis=(1, 2))
+                whose = int(np.argmax(inside / totals))
+                if inside[whose] < OWN_INK * totals[whose]:
+                    continue
+                if SLIVERS <= inside[whose] / inside.sum() < 0.995:
+                    held.setdefault(whose, []).append(values)
+            for whose, options in held.items():
+                for pick in rng.permutation(len(options))[:2]:
+                    try:
+                        framed.append(frame_part(options[pick]))
+                    except NoDigitFound:
+                        continue
+                    read.append(int(labels[chosen[whose]]))
+    return np.stack(framed).reshape(len(framed), -1), np.array(read, dtype=labels.dtype)
+
+
+def _run_together(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """MNIST digits (uint8) written left to right, each a pixel or two higher or lower than the
+    one before and its ink's box over that one's by 1 px to a third of the narrower's width:
+    each digit on a layer of its own, (len(digits), height, width) float64."""
+    inks = []
+    for digit in digits:
+        columns = np.flatnonzero(digit.any(axis=0))
+        inks.append(digit[:, columns[0] : columns[-1] + 1])
+    side, margin = digits.shape[1], 4
+    width = sum(ink.shape[1] for ink in inks) + 2 * margin
+    layers = np.zeros((len(inks), side + 2 * margin, width))
+    left, top, right = margin, margin, margin
+    for index, ink in enumerate(inks):
+        if index:
+            narrower = min(ink.shape[1], inks[index - 1].shape[1])
+            left = right - int(rng.integers(1, max(2, narrower // 3 + 1)))
+            top = int(np.clip(top + rng.integers(-2, 3), 0, 2 * margin))
+        layers[index, top : top + side, left : left + ink.shape[1]] = ink
+        right = left + ink.shape[1]
+    return layers[:, :, : right + margin]
