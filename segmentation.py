@@ -1187,11 +1187,9 @@ def touching_parts(
             box = layers[:, top:bottom, left:right]
             held: dict[int, list[np.ndarray]] = {}
             for _, values in parts:
+                whose = owner(values, box, OWN_INK, SLIVERS, totals)
                 inside = (box * (values > 0)).sum(axis=(1, 2))
-                whose = int(np.argmax(inside / totals))
-                if inside[whose] < OWN_INK * totals[whose]:
-                    continue
-                if SLIVERS <= inside[whose] / inside.sum() < 0.995:
+                if whose is not None and inside[whose] < 0.995 * inside.sum():  # slivers in it
                     held.setdefault(whose, []).append(values)
             for whose, options in held.items():
                 for pick in rng.permutation(len(options))[:2]:
@@ -1201,6 +1199,25 @@ def touching_parts(
                         continue
                     read.append(int(labels[chosen[whose]]))
     return np.stack(framed).reshape(len(framed), -1), np.array(read, dtype=labels.dtype)
+
+
+def owner(
+    part: np.ndarray,
+    layers: np.ndarray,
+    own: float,
+    share: float,
+    totals: np.ndarray | None = None,
+) -> int | None:
+    """The digit a part (its ink in a group's box) holds, if it holds one, from the digits' own
+    ink in that box (`layers`, one digit a layer): the digit it holds the largest share of,
+    when that is at least `own` of the digit's ink (`totals`, each digit's; by default its ink
+    in the box) and at least `share` of the part's."""
+    inside = (layers * (part > 0)).sum(axis=(1, 2))
+    totals = layers.sum(axis=(1, 2)) if totals is None else totals
+    whose = int(np.argmax(np.where(totals > 0, inside / np.maximum(totals, 1e-9), 0)))
+    if inside[whose] >= own * totals[whose] and inside[whose] >= share * inside.sum():
+        return whose
+    return None
 
 
 def _run_together(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:

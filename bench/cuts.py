@@ -47,6 +47,7 @@ import styles
 from bench.common import load_mnist, table
 from bench.numbers import RENDERINGS
 from errors import NoDigitFound, ServiceError
+from segmentation import owner
 
 OWN = 0.8  # a part cut right holds this much of its digit's ink...
 SHARE = 0.75  # ...and its digit this much of the part's ink
@@ -54,17 +55,6 @@ ROWS = [(2, "apart"), (2, "touching"), (4, "touching"), (8, "touching")]
 # Renderings of a number whose digits' places in the upload follow from the layers': (scale,
 # margin) of styles.mnist_png, canvas_png and thick_marker (the paper photo places it at random)
 PLACED = {"mnist": (1, 0), "canvas": (10, 0), "marker": (10, 20)}
-
-
-def owner(part: np.ndarray, layers: np.ndarray, own: float, share: float) -> int | None:
-    """The digit (layer) a part holds, if it holds one: the digit it holds most of, when that
-    is at least `own` of the digit's ink and at least `share` of the part's."""
-    inside = (layers * (part > 0)).sum(axis=(1, 2))
-    totals = layers.sum(axis=(1, 2))
-    whose = int(np.argmax(np.where(totals > 0, inside / np.maximum(totals, 1e-9), 0)))
-    if inside[whose] >= own * totals[whose] and inside[whose] >= share * inside.sum():
-        return whose
-    return None
 
 
 def runs(width: int, parts: list[tuple[tuple[int, int], int]], digits: list[int]) -> bool:

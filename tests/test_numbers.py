@@ -188,8 +188,8 @@ def test_each_part_keeps_a_little_ink_past_its_cuts(sure: dict[int, np.ndarray])
     held = dict(parts)
     pairs = [(values, held[cut[1], stop - start]) for cut, values in parts
              if cut[0] == 0 and (cut[1], stop - start) in held
-             and cuts.owner(values, box, 0.8, 0.8) == 0
-             and cuts.owner(held[cut[1], stop - start], box, 0.8, 0.8) == 1]  # fmt: skip
+             and segmentation.owner(values, box, 0.8, 0.8) == 0
+             and segmentation.owner(held[cut[1], stop - start], box, 0.8, 0.8) == 1]  # fmt: skip
     past = round(segmentation.PAST * (bottom - top))
     assert past >= 1 and pairs
     for one, other in pairs:
@@ -277,7 +277,7 @@ def test_the_candidates_of_touching_digits_hold_the_whole_and_each_digit(
     assert parts[0][0] == (0, width)
     assert np.array_equal(parts[0][1], ink[top:bottom, start:stop])
     box = layers[:, top:bottom, start:stop]
-    held = [(cut, cuts.owner(values, box, cuts.OWN, cuts.SHARE)) for cut, values in parts]
+    held = [(cut, segmentation.owner(values, box, cuts.OWN, cuts.SHARE)) for cut, values in parts]
     assert cuts.runs(width, [(cut, whose) for cut, whose in held if whose is not None], [0, 1])
     assert dict(held)[0, width] is None  # the whole holds two digits, not one
 
