@@ -1125,11 +1125,8 @@ def training_pieces(images: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
         whole.append(label)
 
     for index, digit in enumerate(images):
-        cols = np.flatnonzero(digit.any(axis=0))
-        one = digit[:, cols[0] : cols[-1] + 1]
-        other = images[rng.integers(len(images))]
-        other_cols = np.flatnonzero(other.any(axis=0))
-        two = other[:, other_cols[0] : other_cols[-1] + 1]
+        one = _inked_columns(digit)
+        two = _inked_columns(images[rng.integers(len(images))])
         kind = index % 5
         if kind == 0:
             add(one, 1)
@@ -1224,10 +1221,7 @@ def _run_together(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """MNIST digits (uint8) written left to right, each a pixel or two higher or lower than the
     one before and its ink's box over that one's by 1 px to a third of the narrower's width:
     each digit on a layer of its own, (len(digits), height, width) float64."""
-    inks = []
-    for digit in digits:
-        columns = np.flatnonzero(digit.any(axis=0))
-        inks.append(digit[:, columns[0] : columns[-1] + 1])
+    inks = [_inked_columns(digit) for digit in digits]
     side, margin = digits.shape[1], 4
     width = sum(ink.shape[1] for ink in inks) + 2 * margin
     layers = np.zeros((len(inks), side + 2 * margin, width))
@@ -1240,3 +1234,9 @@ def _run_together(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         layers[index, top : top + side, left : left + ink.shape[1]] = ink
         right = left + ink.shape[1]
     return layers[:, :, : right + margin]
+
+
+def _inked_columns(digit: np.ndarray) -> np.ndarray:
+    """A digit's image from its first inked column to its last."""
+    columns = np.flatnonzero(digit.any(axis=0))
+    return digit[:, columns[0] : columns[-1] + 1]
