@@ -98,6 +98,12 @@ WHOLE = 2.0  # the log odds that a group as narrow as one digit can be is one di
 # keeps its full weight: it was taught on such fragments and pairs (with a floor there too,
 # touching digits were read as one more often).
 WHOLE_FLOOR = 1e-6
+# Nor can it tell a 1 from a straight stroke cut from another digit (the stem of a 4, the side
+# of a 0), the fragments it was taught to doubt: it gives 1s cut from touching neighbours odds
+# of 1e-12 and less, and a 1 run into its neighbour was read as part of it (8971 as 897). In a
+# group too wide to be one digit, its doubt of a part read as a 1 counts for no more than this.
+# (Where the group may be one digit, that doubt keeps a 4 it doubts from being read as 61.)
+ONE_FLOOR = 1e-3
 GRID = 6  # cuts are also tried every sixth of a group's height
 CUTS_PER_DIGIT = 3  # cut columns tried for each digit a group's width suggests...
 MAX_CUTS = 24  # ...and on the grid, at most this many of each in one group (what bounds the
@@ -767,24 +773,24 @@ def _classify(
     line = float(np.median([group.span[1] - group.span[0] for group in groups]))
     inks = _group_inks(ink, labels, groups)
     tried: list[Parts] = [{} for _ in groups]
-    # as wide as one digit can be, for its height or the line's (a flat 0 is written low)
-    wholes = [(i, (0, values.shape[1]), values) for i, values in enumerate(inks)
-              if values.shape[1] <= WIDEST * max(values.shape[0], line)]  # fmt: skip
+    # wider than one digit can be, for its height or the line's (a flat 0 is written low)
+    wide = [values.shape[1] > WIDEST * max(values.shape[0], line) for values in inks]
+    wholes = [(i, (0, values.shape[1]), values) for i, values in enumerate(inks) if not wide[i]]
     _frame_parts(wholes, groups, tried, classify)
     bonus = [0.0 if group.close else WHOLE for group in groups]
     searches = []
     for i, (values, parts) in enumerate(zip(inks, tried, strict=True)):
         cut = (0, values.shape[1])
         if cut not in parts or _scored(parts[cut], cut, cut[1], bonus[i], line) <= 0:
-            searches.append(_Search(i, values, parts, bonus[i], line))
+            searches.append(_Search(i, values, parts, bonus[i], line, wide[i]))
     # until every search has found its best reading among the parts it framed
     while batch := [part for search in searches for part in search.wanted()]:
         _frame_parts(batch, groups, tried, classify)
     # a group no run of framed parts crosses is read as its largest part, of all of them
     _frame_parts([part for search in searches for part in search.rest()], groups, tried, classify)
     readings = [
-        _best_path(values.shape[1], parts, prior, line)
-        for values, parts, prior in zip(inks, tried, bonus, strict=True)
+        _best_path(values.shape[1], parts, prior, line, apart)
+        for values, parts, prior, apart in zip(inks, tried, bonus, wide, strict=True)
     ]
     readings = _pieces_apart(ink, labels, groups, readings, classify, line)
     chosen = [part for _, parts in readings for part in parts]
@@ -863,8 +869,11 @@ class _Search:
     parts framed. Four touching digits frame about half of their parts, eight about three
     quarters."""
 
-    def __init__(self, group: int, values: np.ndarray, tried: Parts, whole: float, line: float):
+    def __init__(
+        self, group: int, values: np.ndarray, tried: Parts, whole: float, line: float, wide: bool
+    ):
         self.width, self.tried, self.whole, self.line = values.shape[1], tried, whole, line
+        self.wide = wide
         self.pending: dict[int, list[tuple[int, tuple[int, int], np.ndarray]]] = {}
         for cut, part in _parts(values):
             self.pending.setdefault(cut[0], []).append((group, cut, part))
@@ -874,7 +883,7 @@ class _Search:
         """The best score with which the framed parts reach each column from the left edge."""
         for cut, part in self.tried.items():
             if cut not in self.scores:
-                self.scores[cut] = _scored(part, cut, self.width, self.whole, self.line)
+                self.scores[cut] = _scored(part, cut, self.width, self.whole, self.line, self.wide)
         return {column: total for column, (total, _) in _runs(self.scores).items()}
 
     def wanted(self) -> list[tuple[int, tuple[int, int], np.ndarray]]:
@@ -1006,14 +1015,16 @@ def _cut_paths(values: np.ndarray, columns: list[int]) -> np.ndarray:
     return paths
 
 
-def _best_path(width: int, parts: Parts, whole: float, line: float) -> tuple[float, list[_Part]]:
+def _best_path(
+    width: int, parts: Parts, whole: float, line: float, wide: bool = False
+) -> tuple[float, list[_Part]]:
     """The parts a group is read as, and their score: the run of parts from its left edge to
     its right whose digits are likeliest together (the sum of their scores, `_Part.score`),
     the whole group `whole` more likely beforehand. The classifier alone cannot tell:
     fragments of one digit look like digits too, and two touching digits like one."""
     if not parts:
         return 0.0, []
-    scores = {cut: _scored(part, cut, width, whole, line) for cut, part in parts.items()}
+    scores = {cut: _scored(part, cut, width, whole, line, wide) for cut, part in parts.items()}
     runs = _runs(scores)
     if width in runs:
         total, cuts = runs[width]
@@ -1023,11 +1034,16 @@ def _best_path(width: int, parts: Parts, whole: float, line: float) -> tuple[flo
     return scores[largest], [parts[largest]]
 
 
-def _scored(part: _Part, cut: tuple[int, int], width: int, whole: float, line: float) -> float:
+def _scored(
+    part: _Part, cut: tuple[int, int], width: int, whole: float, line: float, wide: bool = False
+) -> float:
     """A part's score in a group `width` wide, the whole group `whole` more likely and doubted
-    by the `whole` head down to WHOLE_FLOOR only."""
+    by the `whole` head down to WHOLE_FLOOR only; in a `wide` group (too wide for one digit),
+    a part read as a 1 doubted down to ONE_FLOOR only."""
     if cut == (0, width):
         return part.score(line, WHOLE_FLOOR) + whole
+    if wide and int(part.probabilities.argmax()) == 1:
+        return part.score(line, ONE_FLOOR)
     return part.score(line)
 
 

@@ -445,6 +445,27 @@ def test_the_floor_on_a_whole_groups_doubt_leaves_sure_splits_alone(
     assert score == pytest.approx(2 * (np.log(0.99) + np.log(0.9)))
 
 
+def test_a_one_the_head_doubts_is_still_read_beside_its_neighbour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scores of `_best_path`, from a 1 written into the 6 after it (bench/numbers.py, 4
+    touching): the head doubts the 1 cut from the 6 (3e-6) about as much as the two framed as
+    one (3e-5, read as a 6 at 0.79). In a group too wide for one digit its doubt of a 1 counts
+    down to ONE_FLOOR only, so the two are read as 1 and 6; with no such floor, or in a group
+    that may be one digit (where that doubt keeps a doubted 4 from being read as 61), as one 6."""
+    merged = _part(6, 0.79, 3e-5, (9, 29, 4, 32))
+    one, six = _part(1, 0.9999, 3e-6, (9, 29, 4, 14)), _part(6, 0.9995, 0.82, (9, 29, 10, 32))
+    parts = {(0, 23): merged, (0, 8): one, (8, 23): six}
+    score, chosen = segmentation._best_path(23, parts, 0.0, 23.0, wide=True)
+    assert chosen == [one, six]
+    assert segmentation._best_path(23, parts, 0.0, 23.0)[1] == [merged]
+    six_shape = segmentation._shape(six.span, 6, 23.0)
+    expected = np.log(0.9999) + np.log(segmentation.ONE_FLOOR) + np.log(0.9995 * 0.82) + six_shape
+    assert score == pytest.approx(expected)
+    monkeypatch.setattr(segmentation, "ONE_FLOOR", 0.0)
+    assert segmentation._best_path(23, parts, 0.0, 23.0, wide=True)[1] == [merged]
+
+
 def test_a_part_much_lower_than_the_line_is_taken_for_a_stroke(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
