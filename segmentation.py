@@ -428,19 +428,25 @@ def _unruled_aslant(inked: np.ndarray) -> np.ndarray:
     height, width = inked.shape
     probes = np.linspace(0, width - 1, PROBES).round().astype(np.intp)
     probe_rows, probe_index = np.nonzero(inked[:, probes])
-    probe_columns = probes[probe_index]
-    best, most = 0.0, 0
-    for step in range(1, int(np.tan(np.radians(TILT)) * width) + 1):
-        for slope in (step / width, -step / width):
-            drift = np.round(np.arange(width) * slope).astype(np.intp)
-            keys = probe_rows - drift[probe_columns] + drift.max()  # each pixel's sheared row
-            counts = np.bincount(keys)
-            ends = np.intersect1d(keys[probe_index == 0], keys[probe_index == PROBES - 1])
-            found = int(np.count_nonzero(counts[ends] >= ACROSS * PROBES))  # edge to edge
-            if found > most:
-                best, most = slope, found
-    if not most:
+    steps = np.arange(1, int(np.tan(np.radians(TILT)) * width) + 1)
+    if not len(steps):  # too narrow to drift a pixel
         return inked
+    slopes = np.stack([steps, -steps], axis=1).ravel() / width  # 1, -1, 2, ... px over the width
+    # every slope at once: each probe pixel's sheared row, counted in a table of (slope, row)
+    drifts = np.round(probes[None, :] * slopes[:, None]).astype(np.intp)  # (slopes, probes)
+    shift = np.maximum(drifts.max(axis=1), 0)  # drift.max() over the whole width: its ends'
+    keys = probe_rows[None, :] - drifts[:, probe_index] + shift[:, None]
+    rows = height + int(np.abs(drifts).max()) + 1
+    flat = keys + rows * np.arange(len(slopes))[:, None]
+    counts = np.bincount(flat.ravel(), minlength=rows * len(slopes)).reshape(len(slopes), rows)
+    ends = np.zeros((2, len(slopes) * rows), dtype=bool)
+    ends[0, flat[:, probe_index == 0].ravel()] = True
+    ends[1, flat[:, probe_index == PROBES - 1].ravel()] = True
+    edge_to_edge = (ends[0] & ends[1]).reshape(len(slopes), rows)
+    found = np.count_nonzero(edge_to_edge & (counts >= ACROSS * PROBES), axis=1)
+    if not found.any():
+        return inked
+    best = float(slopes[int(np.argmax(found))])  # the first of the most, as tried in turn
     drift = np.round(np.arange(width) * best).astype(np.intp)
     span = int(drift.max() - drift.min())
     rows, columns = np.nonzero(inked)
