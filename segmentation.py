@@ -436,13 +436,14 @@ def _unruled_aslant(inked: np.ndarray) -> np.ndarray:
     drifts = np.round(probes[None, :] * slopes[:, None]).astype(np.intp)  # (slopes, probes)
     shift = np.maximum(drifts.max(axis=1), 0)  # drift.max() over the whole width: its ends'
     keys = probe_rows[None, :] - drifts[:, probe_index] + shift[:, None]
-    rows = height + int(np.abs(drifts).max()) + 1
-    flat = keys + rows * np.arange(len(slopes))[:, None]
-    counts = np.bincount(flat.ravel(), minlength=rows * len(slopes)).reshape(len(slopes), rows)
-    ends = np.zeros((2, len(slopes) * rows), dtype=bool)
+    sheared_rows = height + int(np.abs(drifts).max()) + 1
+    flat = keys + sheared_rows * np.arange(len(slopes))[:, None]
+    table = (len(slopes), sheared_rows)
+    counts = np.bincount(flat.ravel(), minlength=table[0] * table[1]).reshape(table)
+    ends = np.zeros((2, table[0] * table[1]), dtype=bool)
     ends[0, flat[:, probe_index == 0].ravel()] = True
     ends[1, flat[:, probe_index == PROBES - 1].ravel()] = True
-    edge_to_edge = (ends[0] & ends[1]).reshape(len(slopes), rows)
+    edge_to_edge = (ends[0] & ends[1]).reshape(table)
     found = np.count_nonzero(edge_to_edge & (counts >= ACROSS * PROBES), axis=1)
     if not found.any():
         return inked
@@ -795,8 +796,8 @@ def _classify(
     # a group no run of framed parts crosses is read as its largest part, of all of them
     _frame_parts([part for search in searches for part in search.rest()], groups, tried, classify)
     readings = [
-        _best_path(values.shape[1], parts, prior, line, apart)
-        for values, parts, prior, apart in zip(inks, tried, bonus, wide, strict=True)
+        _best_path(values.shape[1], parts, prior, line, too_wide)
+        for values, parts, prior, too_wide in zip(inks, tried, bonus, wide, strict=True)
     ]
     readings = _pieces_apart(ink, labels, groups, readings, classify, line)
     chosen = [part for _, parts in readings for part in parts]
