@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -86,6 +86,8 @@ class NumberResult:
     model_version: str
     image_type: str
     pixels: np.ndarray  # (n, 28, 28) uint8: the digits the model classified
+    # the points written between digits (a decimal point): after how many digits, and where
+    points: list[tuple[int, segmentation.Box]] = field(default_factory=list)
 
     @property
     def digits(self) -> list[int]:
@@ -93,7 +95,8 @@ class NumberResult:
 
     @property
     def number(self) -> str:
-        return "".join(str(digit) for digit in self.digits)
+        """The digits, left to right, with a "." for each point between them."""
+        return segmentation.written(self.digits, self.points)
 
     @property
     def confidences(self) -> list[float]:
@@ -116,6 +119,13 @@ class NumberResult:
             for digit, confidence, probabilities, box in zip(
                 self.digits, self.confidences, self.probabilities, self.boxes, strict=True
             )
+        ]
+
+    def point_details(self) -> list[dict[str, Any]]:
+        """Each point as the API shows it."""
+        return [
+            {"after": after, "box": {"x": b.x, "y": b.y, "width": b.width, "height": b.height}}
+            for after, b in self.points
         ]
 
     def processed_pngs(self) -> list[str]:
@@ -211,6 +221,7 @@ class Reader:
             model_version=self.model.info.version,
             image_type=Image.MIME.get(image.format or "", "application/octet-stream"),
             pixels=np.round(reading.digits * 255).astype(np.uint8),
+            points=reading.points,
         )
 
     def predict(self, uploads: list[bytes]) -> list[Result | ServiceError]:

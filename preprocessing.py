@@ -617,7 +617,7 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     return eroded
 
 
-def _stroke_width(mask: np.ndarray) -> float:
+def stroke_width(mask: np.ndarray) -> float:
     """Mean width of the strokes in a binary mask: a stroke of width w and length L has area wL
     and about 2L boundary pixels."""
     area = int(np.count_nonzero(mask))
@@ -678,7 +678,7 @@ def restroke(digit: np.ndarray, bridge: bool = True) -> np.ndarray:
     mask, pieces = _strokes(large)
     if not pieces:
         raise NoDigitFound(NO_DIGIT)
-    width = _stroke_width(mask)
+    width = stroke_width(mask)
     target = float(np.clip(width / RESTROKE, *STROKE_RANGE)) * RESTROKE
     if width < target:
         mask = _grown(mask, (target - width) / 2)

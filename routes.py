@@ -181,6 +181,7 @@ async def number_answer(result: NumberResult, with_processed: bool) -> schemas.N
         number=result.number,
         confidence=result.confidence,
         digits=digits,
+        points=[schemas.NumberPoint(**point) for point in result.point_details()],
         model_version=result.model_version,
     )
 

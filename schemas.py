@@ -82,6 +82,14 @@ class NumberDigit(BaseModel):
     processed: str | None = Field(default=None, description=PROCESSED, exclude_if=_absent)
 
 
+class NumberPoint(BaseModel):
+    after: int = Field(ge=1, description="How many digits come before it.")
+    box: Box
+
+
+NUMBER_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
+
+
 class NumberPrediction(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -109,11 +117,20 @@ class NumberPrediction(BaseModel):
         }
     )
 
-    number: str = Field(pattern=r"^[0-9]+$", description="The digits read, left to right.")
+    number: str = Field(
+        pattern=NUMBER_PATTERN,
+        description='The digits read, left to right, with a "." for each point between two of '
+        "them (a decimal point: `points`).",
+    )
     confidence: float = Field(
         ge=0, le=1, description="Probability that the whole number is right: its digits' product."
     )
     digits: list[NumberDigit] = Field(min_length=1)
+    points: list[NumberPoint] = Field(
+        default_factory=list,
+        description="Points written between two digits on their baseline (a decimal point, the "
+        "dots of a date), left to right; none in a number without.",
+    )
     model_version: str = Field(description="Version of the model that answered.")
 
 
@@ -271,7 +288,10 @@ class HistoryItem(BaseModel):
     )
     result: int | None = Field(ge=0, le=9, description="The recognised digit; null for a number.")
     number: str | None = Field(
-        default=None, pattern=r"^[0-9]+$", description="A number's digits.", exclude_if=_absent
+        default=None,
+        pattern=NUMBER_PATTERN,
+        description="A number's digits (and points).",
+        exclude_if=_absent,
     )
     confidence: float = Field(description="Of the digit; of a number, that all its digits are.")
     probabilities: list[float] = Field(

@@ -12,6 +12,8 @@ working size, since a number is wider than a digit. Then:
    of its badge) is no digit, nor a piece of one. Digits taller than need be are read
    reduced (`_reduced`): what the line left out stays out, and a pen too thin for the
    reduction's pixels keeps its strength.
+   A round mark on the digits' baseline, alone in the paper between two of them, is a point
+   (`_points`: a decimal point), taken off the line and placed among the digits read.
 2. `_groups`: marks that overlap by half the narrower one's width are pieces of one digit (the
    detached bar of a 5, a 4 or a 7 drawn in two strokes), as are marks much lower than the
    line's digits beside one; neighbours with hardly any paper between them are read together.
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -66,6 +68,12 @@ PIECES_WIDTH = 1.0  # their height, are also read as one digit if the model is s
 DIGIT_ASPECT = 0.8  # an MNIST digit's median width / height
 DOT = 0.7  # a mark whose strokes hold a disc this much of its longer side across is a dot...
 DOT_FILL = 0.5  # ...measured only if its ink fills this much of its box
+# A point written between two digits on their baseline (a decimal point, the dots of a date)
+POINT_SMALLEST = 0.7  # is at least this wide (times the digits' pen: paper's grain is finer)...
+POINT_LARGEST = 0.45  # ...at most this wide and tall (times its neighbours' height)...
+POINT_ROUND = 0.6  # ...its strokes hold a disc this much of its longer side across...
+POINT_ABOVE = 0.3  # ...its middle at most this far above its neighbours' baseline (times their
+POINT_BELOW = 0.2  # height) and this far below it, the only mark in the paper between them
 ACROSS = 0.9  # rows or columns inked across this much of the image are ruling...
 TILT = 6.0  # ...also when they run aslant by up to this many degrees
 ASLANT_PASSES = 3  # lines aslant are looked for at most this many times in one map...
@@ -149,6 +157,8 @@ class Reading:
     digits: np.ndarray  # (n, 28, 28) float32 in 0..1, white on black: what was classified
     probabilities: np.ndarray  # (n, 10)
     boxes: list[Box]
+    # the points written between digits: how many digits come before each, and where it is
+    points: list[tuple[int, Box]] = field(default_factory=list)
 
 
 class TooManyDigits(ServiceError):
@@ -174,7 +184,8 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     """The number in a decoded upload. NoDigitFound when there is none, TooManyDigits beyond
     `max_digits`."""
     line = locate(image, max_digits)
-    return _classify(line.ink, line.labels, line.groups, classify, line.frame, max_digits)
+    reading = _classify(line.ink, line.labels, line.groups, classify, line.frame, max_digits)
+    return _with_points(reading, line)
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,7 @@ class Line:
     labels: np.ndarray
     groups: list[_Group]
     frame: _Frame
+    points: list[Span] = field(default_factory=list)  # points between digits (`_points`)
 
     def box(self, group: _Group) -> Box:
         """Where a group is, in the upload's pixels."""
@@ -205,7 +217,7 @@ def locate(image: Image.Image, max_digits: int) -> Line:
     shrunk = max(image.size) > GLANCE  # the look is reduced: the working size has more
     try:
         ink = preprocessing.ink_map(image, GLANCE)
-        labels, marks = _line(ink, max_digits)
+        labels, marks, spans = _line(ink, max_digits)
         large = _height(marks) > REDUCE_ABOVE * SHARP
     except NoDigitFound:  # too little of it at this size: the working size decides
         if not shrunk:
@@ -213,7 +225,7 @@ def locate(image: Image.Image, max_digits: int) -> Line:
         large = False
     if not large and shrunk:
         ink = preprocessing.ink_map(image, SIDE)
-        labels, marks = _line(ink, max_digits)
+        labels, marks, spans = _line(ink, max_digits)
     frame = _frame(ink, image.size, (0, 0), to_upload)
     height = _height(marks)
     pixels = image.width / ink.shape[1]  # decoded pixels per ink map pixel
@@ -229,20 +241,21 @@ def locate(image: Image.Image, max_digits: int) -> Line:
         region = image.crop(crop)
         ink = preprocessing.ink_map(region, SIDE)
         frame = _frame(ink, region.size, crop[:2], to_upload)
-        labels, marks = _line(ink, max_digits)
+        labels, marks, spans = _line(ink, max_digits)
         height = _height(marks)
     if height > REDUCE_ABOVE * DIGIT_HEIGHT:  # more pixels than needed: fewer, faster
         ink, frame = _reduced(_off_line_erased(ink, labels, marks), height, frame)
-        labels, marks = _line(ink, max_digits)
+        labels, marks, spans = _line(ink, max_digits)
+    points, marks = _points(ink, labels, marks, spans)
     groups = _groups(marks)
     if len(groups) > max_digits:
         raise TooManyDigits(_too_many(max_digits))
-    return Line(ink, labels, groups, frame)
+    return Line(ink, labels, groups, frame, points)
 
 
 def line_of(ink: np.ndarray, max_digits: int) -> Line:
     """The line of digits of an ink map, read at its own size (its pixels the upload's)."""
-    labels, marks = _line(ink, max_digits)
+    labels, marks, _ = _line(ink, max_digits)
     return Line(ink, labels, _groups(marks), _Frame(0.0, 0.0, 1.0, 1.0))
 
 
@@ -313,8 +326,9 @@ Span = tuple[int, int, int, int]  # top, bottom, left, right (end-exclusive)
 
 def _line(
     ink: np.ndarray, max_digits: int, unframed: bool = False
-) -> tuple[np.ndarray, dict[int, Span]]:
-    """The labelled marks of the ink and the heavy ones that make up the line of digits. The
+) -> tuple[np.ndarray, dict[int, Span], np.ndarray]:
+    """The labelled marks of the ink, the heavy ones that make up the line of digits, and every
+    mark's box ((count + 1, 4), by label: top, bottom, left, right; the paper's zeros). The
     lines of boxes are taken out (`_box_lines`) and the marks found again (`unframed`), so
     that digits that touch their box come apart from it; a frame around digits that is no
     box (drawn by hand) is left out (`_frames`)."""
@@ -392,7 +406,8 @@ def _line(
         free -= found
         if masses[list(found)].sum() > masses[list(line)].sum():
             line = found
-    return labels, {label: tuple(int(v) for v in spans[label]) for label in line}  # type: ignore[misc]
+    marks = {label: tuple(int(v) for v in spans[label]) for label in line}
+    return labels, marks, spans  # type: ignore[return-value]
 
 
 def _unruled(inked: np.ndarray) -> np.ndarray:
@@ -627,6 +642,102 @@ def _dots(
         across = 2.0 * float(ndimage.distance_transform_edt(np.pad(strokes, 1)).max())
         dots[k] = across >= DOT * longer
     return dots
+
+
+def _points(
+    ink: np.ndarray, labels: np.ndarray, marks: dict[int, Span], boxes: np.ndarray
+) -> tuple[list[Span], dict[int, Span]]:
+    """The points written between the line's digits (a decimal point, the dots of a date), and
+    the line's marks without them. A point is a round mark (POINT_ROUND), no smaller than the
+    digits' pen and much smaller than they are, that stands on their baseline in the paper
+    between two of them, alone there: light enough to be a speck, it is looked for among all
+    the marks, not only the line's, and one heavy enough to be on the line would otherwise be
+    read as a piece of the digit beside it. Two marks in one gap are no point (a colon, a
+    smudge), nor is a mark that shares a column with another of the line's."""
+    if len(marks) < 2:
+        return [], marks
+    ids = np.array(list(marks))
+    spans = np.array(list(marks.values()))
+    digit = spans[:, 1] - spans[:, 0] >= PIECE_HEIGHT * np.median(spans[:, 1] - spans[:, 0])
+    # a digit's top and bottom: of all the line's marks in its columns (its pieces, if parted)
+    shared = (spans[:, None, 2] < spans[None, :, 3]) & (spans[:, None, 3] > spans[None, :, 2])
+    tops = np.where(shared, spans[None, :, 0], ink.shape[0]).min(axis=1)
+    bottoms = np.where(shared, spans[None, :, 1], 0).max(axis=1)
+    heights = bottoms - tops
+    boxes = boxes[1:]  # (by label - 1: the marks')
+    on_line = np.zeros(len(boxes) + 1, dtype=bool)
+    on_line[ids[digit]] = True
+    longer = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
+    # each mark's nearest digits of the line to its left and to its right, if any
+    lefts, rights = np.where(digit, spans[:, 2], np.iinfo(np.intp).max), spans[:, 3]
+    left_of = digit & (rights <= boxes[:, 2:3])  # (marks, line's marks)
+    right_of = lefts >= boxes[:, 3:4]
+    one = np.argmax(np.where(left_of, rights, -1), axis=1)
+    two = np.argmin(np.where(right_of, lefts, np.iinfo(np.intp).max), axis=1)
+    height = (heights[one] + heights[two]) / 2
+    base = (bottoms[one] + bottoms[two]) / 2
+    middle = (boxes[:, 0] + boxes[:, 1]) / 2
+    between = ~on_line[1:] & left_of.any(axis=1) & right_of.any(axis=1)
+    between &= longer <= POINT_LARGEST * height  # small marks between two digits
+    low = (middle >= base - POINT_ABOVE * height) & (middle <= base + POINT_BELOW * height)
+    if not (between & low).any():
+        return [], marks
+    pen = preprocessing.stroke_width(on_line[labels] & (ink > 0.5))
+    between &= longer >= POINT_SMALLEST * pen  # (not the paper's grain)
+    found: dict[tuple[int, int], list[int]] = {}  # a gap (its two digits) -> what is in it
+    for k in np.flatnonzero(between).tolist():
+        found.setdefault((int(one[k]), int(two[k])), []).append(k + 1)
+    points = []
+    for (first, second), inside in found.items():
+        # alone in the gap and low in it: a piece of a digit of the line between the two
+        # digits is no point, nor is a mark in a digit's columns (a piece of it)
+        label = inside[0]
+        if not low[label - 1]:
+            continue
+        top, bottom, left, right = boxes[label - 1]
+        pieces = (spans[:, 2] < max(spans[second, 2], right)) & (
+            spans[:, 3] > min(spans[first, 3], left)
+        )
+        if len(inside) > 1 or any(int(i) != label for i in ids[pieces]):
+            continue
+        where = np.s_[top:bottom, left:right]
+        mark = (labels[where] == label) & (ink[where] > 0.5)
+        # the widest disc its strokes hold: twice the largest distance to paper (a pixel more
+        # for the grid: a dot 4 px across holds a disc of 2 or 3)
+        across = 2.0 * float(ndimage.distance_transform_edt(np.pad(mark, 1)).max())
+        if mark.any() and across + 1 >= POINT_ROUND * longer[label - 1]:
+            top, bottom, left, right = (int(v) for v in boxes[label - 1])
+            points.append((label, (top, bottom, left, right)))
+    taken = {label for label, _ in points}
+    kept = {label: span for label, span in marks.items() if label not in taken}
+    return sorted((span for _, span in points), key=lambda span: span[2]), kept
+
+
+def written(digits: list[int], points: list[tuple[int, Box]]) -> str:
+    """A number as text: its digits, and a "." for each point, after as many digits as it
+    follows."""
+    text = [str(digit) for digit in digits]
+    for after, _ in reversed(points):
+        text.insert(after, ".")
+    return "".join(text)
+
+
+def _with_points(reading: Reading, line: Line) -> Reading:
+    """A reading with the line's points placed among its digits: each after the digits left of
+    its middle; one before the first digit or after the last is no decimal point, nor one
+    inside a digit read (two pieces read as one)."""
+    placed = []
+    starts = [box.x for box in reading.boxes]
+    for top, bottom, left, right in line.points:
+        box = line.frame.box(top, bottom, left, right)
+        middle = box.x + box.width / 2
+        before = sum(1 for start in starts if start < middle)
+        inside = any(b.x < middle < b.x + b.width for b in reading.boxes)
+        if 0 < before < len(reading.boxes) and not inside:
+            placed.append((before, box))
+    if not placed:
+        return reading
+    return Reading(reading.digits, reading.probabilities, reading.boxes, placed)
 
 
 def _beside(mark: np.ndarray, line: list[np.ndarray], height: int) -> bool:

@@ -126,14 +126,40 @@ def number(digits: list[np.ndarray], rng: np.random.Generator, layout: str = "ap
     return number_layers(digits, rng, layout).max(axis=0).astype(np.uint8)
 
 
+def number_with_point(
+    digits: list[np.ndarray], rng: np.random.Generator, after: int | None = None
+) -> tuple[np.ndarray, int]:
+    """`number` written apart with a point after one of its digits (a decimal point; after
+    `after` of them, by default any but the last), and after how many digits it is: a dot a
+    little wider than MNIST's pen (2.4 to 4.4 px), on the baseline of the digits beside it or up
+    to 2.5 px above it, about midway in a gap of 8 to 14 px (a writer leaves the point room)."""
+    after = int(rng.integers(1, len(digits))) if after is None else after
+    layers = number_layers(digits, rng, "apart", wider_after=after)
+    ink = layers.max(axis=0)
+    one, two = layers[after - 1], layers[after]
+    right = np.flatnonzero(one.any(axis=0))[-1] + 1
+    left = np.flatnonzero(two.any(axis=0))[0]
+    base = (np.flatnonzero(one.any(axis=1))[-1] + np.flatnonzero(two.any(axis=1))[-1]) / 2
+    centre = ((right + left) / 2 + rng.uniform(-1, 1), base + rng.uniform(-2.5, 0.5))
+    radius = rng.uniform(1.2, 2.2)
+    rows, cols = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]]
+    distance = np.hypot(rows - centre[1], cols - centre[0])
+    dot = np.clip(radius + 0.5 - distance, 0.0, 1.0) * 255  # its edge anti-aliased
+    return np.maximum(ink, dot).astype(np.uint8), after
+
+
 def number_layers(
-    digits: list[np.ndarray], rng: np.random.Generator, layout: str = "apart"
+    digits: list[np.ndarray],
+    rng: np.random.Generator,
+    layout: str = "apart",
+    wider_after: int | None = None,
 ) -> np.ndarray:
     """`number`, each digit on a layer of its own: (len(digits), height, width) float64, the
-    number the maximum over the layers (what each digit contributes where neighbours touch)."""
+    number the maximum over the layers (what each digit contributes where neighbours touch).
+    Apart, the gap after `wider_after` digits is 8 to 14 px (room for a point)."""
     inks = [_columns(_cut(digit, rng) if layout == "pieces" else digit) for digit in digits]
     height = SIDE + 2 * (MAX_DRIFT + MARGIN)
-    canvas = np.zeros((height, sum(ink.shape[1] for ink in inks) + 9 * len(inks) + 2 * MARGIN))
+    canvas = np.zeros((height, sum(ink.shape[1] for ink in inks) + 15 * len(inks) + 2 * MARGIN))
     layers = np.zeros((len(inks), *canvas.shape))
     drift, right = 0, MARGIN
     for index, ink in enumerate(inks):
@@ -143,6 +169,8 @@ def number_layers(
             left = right
         elif layout == "touching":
             left = _touching(canvas, ink, top, right - 1)
+        elif index == wider_after:
+            left = right + int(rng.integers(8, 15))
         else:
             left = right + int(rng.integers(3, 9))
         region = canvas[top : top + SIDE, left : left + ink.shape[1]]

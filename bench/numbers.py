@@ -2,7 +2,8 @@
 
 Numbers of 2, 4 and 8 held-out MNIST digits (never the training ones), written apart (uneven
 spacing, a drifting baseline), touching (neighbours' boxes overlapping by 1 px, moved closer
-until their strokes touch) and in pieces (each digit cut by a 1 px line), each rendered as
+until their strokes touch), in pieces (each digit cut by a 1 px line) and apart with a point
+between two of them (a decimal point: `styles.number_with_point`), each rendered as
 MNIST renders (white on black), as a paper photo, a canvas export and in thick marker
 (styles.py); and 4-digit numbers of real digits: the ink of uploads from ../shared/realdigits-dev
 cut out and set side by side on one white page.
@@ -14,13 +15,17 @@ what the model leaves to be won by segmentation (other renderings frame the digi
 may differ from it by a digit or two); how often the count of digits is
 right, digit accuracy (1 - edit distance / length), the median time per image; and the same
 images read by Tesseract (Debian's tesseract-ocr, `--psm 7`, digits only: the OCR a user
-would otherwise reach for), all images of a cell in one Tesseract run.
+would otherwise reach for; the point allowed too in the rows with one), all images of a cell
+in one Tesseract run.
 
     python -m bench.numbers [--model PATH] [--count 100] [--json reports/numbers.json]
-                            [--lengths 2,4,8] [--layouts apart,touching,pieces]
+                            [--lengths 2,4,8] [--layouts apart,touching,pieces] [--draw N]
 
 A row's rng is its own (seeded by the row), so the first numbers of a longer run are the
-numbers of a shorter one, and a subset of rows is the same rows as in the full table.
+numbers of a shorter one, and a subset of rows is the same rows as in the full table. The
+bench's own draw (0) is the one the settings of segmentation.py were looked at on for weeks;
+`--draw N` draws other numbers of the same held-out digits, to tell what carries over from
+what was tuned to those numbers.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ RENDERINGS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "marker": styles.thick_marker,
 }
 LENGTHS = (2, 4, 8)
+LAYOUTS = (*styles.LAYOUTS, "point")  # "point": apart, with a decimal point between two digits
 REAL = ROOT.parent / "shared" / "realdigits-dev"
 REAL_HEIGHT = 96  # px a real digit is scaled to in a composed number
 
@@ -91,8 +97,10 @@ def ours(reader: predictor.Reader, images: list[bytes]) -> tuple[list[str], floa
     return answers, float(np.median(seconds))
 
 
-def tesseract(images: list[bytes]) -> list[str]:
-    """Each image read by Tesseract as one line of digits; all in one run."""
+def tesseract(images: list[bytes], points: bool = False) -> list[str]:
+    """Each image read by Tesseract as one line of digits (and points, if `points`); all in one
+    run."""
+    allowed = "0123456789." if points else "0123456789"
     with tempfile.TemporaryDirectory() as folder:
         paths = []
         for index, data in enumerate(images):
@@ -104,21 +112,22 @@ def tesseract(images: list[bytes]) -> list[str]:
         listing.write_text("\n".join(paths) + "\n")
         run = subprocess.run(
             ["tesseract", str(listing), "stdout", "--psm", "7",
-             "-c", "tessedit_char_whitelist=0123456789"],
+             "-c", f"tessedit_char_whitelist={allowed}"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
     pages = run.stdout.split("\f")[: len(images)]
-    return ["".join(c for c in page if c.isdigit()) for page in pages]
+    return ["".join(c for c in page if c in allowed) for page in pages]
 
 
 def synthetic(
     holdout: dataset.Digits,
     count: int,
     lengths: tuple[int, ...] = LENGTHS,
-    layouts: tuple[str, ...] = styles.LAYOUTS,
+    layouts: tuple[str, ...] = LAYOUTS,
+    draw: int = 0,
 ) -> list[tuple[str, list[str], list[bytes], np.ndarray]]:
     return [
-        (f"{length} {layout}, {name}", *cell(holdout, length, layout, name, count))
+        (f"{length} {layout}, {name}", *cell(holdout, length, layout, name, count, draw))
         for length in lengths
         for layout in layouts
         for name in RENDERINGS
@@ -126,24 +135,30 @@ def synthetic(
 
 
 def cell(
-    holdout: dataset.Digits, length: int, layout: str, rendering: str, count: int
+    holdout: dataset.Digits, length: int, layout: str, rendering: str, count: int, draw: int = 0
 ) -> tuple[list[str], list[bytes], np.ndarray]:
     """One row of the table: `count` numbers of `length` held-out digits, their truths, images
     and which held-out digits they are, (count, length) (the same for every run: the seed is
-    the row's)."""
-    rng = np.random.default_rng([length, styles.LAYOUTS.index(layout), len(rendering)])
+    the row's, and the draw's when it is not the bench's own, 0)."""
+    seed = [length, LAYOUTS.index(layout), len(rendering)]
+    rng = np.random.default_rng([*seed, draw] if draw else seed)
     render = RENDERINGS[rendering]
     truths, images, drawn = [], [], []
     for _ in range(count):
         chosen = rng.choice(len(holdout), length, replace=False)
-        truths.append("".join(str(d) for d in holdout.labels[chosen]))
-        ink = styles.number(list(holdout.images[chosen]), rng, layout)
+        truth = "".join(str(d) for d in holdout.labels[chosen])
+        if layout == "point":
+            ink, after = styles.number_with_point(list(holdout.images[chosen]), rng)
+            truth = f"{truth[:after]}.{truth[after:]}"
+        else:
+            ink = styles.number(list(holdout.images[chosen]), rng, layout)
+        truths.append(truth)
         images.append(render(ink, rng))
         drawn.append(chosen)
     return truths, images, np.array(drawn).reshape(count, length)
 
 
-def real_numbers(count: int, length: int = 4) -> tuple[list[str], list[bytes]]:
+def real_numbers(count: int, length: int = 4, draw: int = 0) -> tuple[list[str], list[bytes]]:
     """Numbers set from the ink of real uploads, side by side on one white page."""
     with (REAL / "labels.csv").open() as labels:
         entries = list(csv.DictReader(labels))
@@ -154,7 +169,7 @@ def real_numbers(count: int, length: int = 4) -> tuple[list[str], list[bytes]]:
             inks.append((int(entry["label"]), preprocessing.digit_ink(image)))
         except ServiceError:
             continue
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng([2026, draw] if draw else 2026)
     truths, images = [], []
     for _ in range(count):
         chosen = rng.choice(len(inks), length, replace=False)
@@ -187,15 +202,22 @@ def main() -> int:
         "--lengths", default=",".join(map(str, LENGTHS)), help="digits per number, e.g. 4 or 2,4,8"
     )
     parser.add_argument(
-        "--layouts", default=",".join(styles.LAYOUTS), help="e.g. apart, or apart,touching"
+        "--layouts", default=",".join(LAYOUTS), help="e.g. apart, or apart,touching,point"
+    )
+    parser.add_argument(
+        "--draw",
+        type=int,
+        default=0,
+        help="another draw of numbers than the bench's own (0), to confirm figures on numbers "
+        "no setting was ever tuned on",
     )
     args = parser.parse_args()
     given = args.lengths.split(",")
     lengths = tuple(int(length) for length in given if length.isdigit())
     layouts = tuple(args.layouts.split(","))
     wrong_lengths = len(lengths) < len(given) or not set(lengths) <= set(LENGTHS)
-    if wrong_lengths or not set(layouts) <= set(styles.LAYOUTS):
-        parser.error(f"lengths are among {LENGTHS}, layouts among {styles.LAYOUTS}")
+    if wrong_lengths or not set(layouts) <= set(LAYOUTS):
+        parser.error(f"lengths are among {LENGTHS}, layouts among {LAYOUTS}")
     mnist = load_mnist()
     served = model.load(args.model) if args.model else model.train(mnist, progress=print)
     reader = predictor.Reader(served, 50_000_000)
@@ -204,12 +226,12 @@ def main() -> int:
     # uploaded as the 28x28 MNIST image it is (MNIST's form passes through unchanged)
     alone = served.probabilities(model.as_inputs(holdout)).argmax(axis=1) == holdout.labels
     cells: list[tuple[str, list[str], list[bytes], np.ndarray | None]] = [
-        *synthetic(holdout, args.count, lengths, layouts)
+        *synthetic(holdout, args.count, lengths, layouts, args.draw)
     ]
     if REAL.is_dir() and 4 in lengths and "apart" in layouts:
-        cells.append(("4 real digits, apart", *real_numbers(args.count), None))
+        cells.append(("4 real digits, apart", *real_numbers(args.count, draw=args.draw), None))
     baseline = shutil.which("tesseract") is not None
-    print(f"model {served.info.version}; {args.count} numbers per row; "
+    print(f"model {served.info.version}; {args.count} numbers per row, draw {args.draw}; "
           f"Tesseract: {'yes' if baseline else 'not installed'}\n")  # fmt: skip
     rows, results = [], {}
     for name, truths, images, drawn in cells:
@@ -226,7 +248,7 @@ def main() -> int:
             "median_ms": seconds * 1000,
         }
         if baseline:
-            theirs = scores(truths, tesseract(images))
+            theirs = scores(truths, tesseract(images, points=any("." in t for t in truths)))
             row += [f"{theirs[0]:.1%}", f"{theirs[2]:.1%}"]
             result["tesseract"] = dict(zip(("whole", "count", "digits"), theirs, strict=True))
         rows.append(row)
@@ -239,7 +261,8 @@ def main() -> int:
     print()
     print(table(header, rows))
     args.json.parent.mkdir(exist_ok=True)
-    args.json.write_text(json.dumps({"model": served.info.version, "cells": results}, indent=1))
+    report = {"model": served.info.version, "draw": args.draw, "cells": results}
+    args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -501,6 +501,49 @@ def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarr
     assert read_number(trained, encoded(canvas)) == "1984"
 
 
+@pytest.mark.parametrize(("number", "after"), [("314", 1), ("1250", 2), ("20257", 4)])
+def test_a_decimal_point_between_digits_is_read(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str, after: int
+) -> None:
+    """A dot on the digits' baseline in the paper between two of them is a point."""
+    rng = np.random.default_rng(len(number))
+    ink, _ = styles.number_with_point(digits_of(sure, number), rng, after)
+    written = f"{number[:after]}.{number[after:]}"
+    assert read_number(trained, paper(ink)) == written
+    assert read_number(trained, styles.canvas_png(ink, rng)) == written
+    assert read_number(trained, styles.paper_photo(ink, rng)) == written
+
+
+def test_dots_that_are_no_decimal_point(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A point is one dot on the baseline between two digits: the same dot at mid-height (a
+    product), two in one gap (a colon), one after the last digit, and a dash are none."""
+    digits = digits_of(sure, "314")
+    ink, _ = styles.number_with_point(digits, np.random.default_rng(3), 1)
+    layers = styles.number_layers(digits, np.random.default_rng(3), "apart", 1)
+    plain = layers.max(axis=0).astype(np.uint8)  # the same draws: the digits, no point
+    dot = np.where(ink > plain, ink, 0).astype(np.uint8)
+    assert read_number(trained, paper(ink)) == "3.14"
+    assert read_number(trained, paper(plain)) == "314"
+    rows = np.flatnonzero(plain.any(axis=1))
+    up = -round((rows[-1] - rows[0]) / 2)  # from the baseline to mid-height
+    last = np.flatnonzero(layers[2].any(axis=0))[-1]  # the 4's last column
+    dot_left = np.flatnonzero(dot.any(axis=0))[0]
+    cases = {
+        "a product": np.roll(dot, up, axis=0),
+        "a colon": np.maximum(dot, np.roll(dot, up, axis=0)),
+        "after the last digit": np.roll(dot, last + 4 - dot_left, axis=1),
+    }
+    for name, marks in cases.items():
+        assert read_number(trained, paper(np.maximum(plain, marks))) == "314", name
+    dash = plain.copy()  # 6 px long, 2 px thick, on the baseline in the gap
+    bottom = np.flatnonzero(dot.any(axis=1))[-1]
+    middle = round(np.flatnonzero(dot.any(axis=0)).mean())
+    dash[bottom - 1 : bottom + 1, middle - 3 : middle + 3] = 255
+    assert "." not in read_number(trained, paper(dash))  # (it is taken for a piece of the 3)
+
+
 def on_a_page(sure: dict[int, np.ndarray], number: str, seed: int) -> Image.Image:
     """The number on paper (4x MNIST's scale) in a page with 80 px of paper around it, as
     bench/paper.py writes it."""
@@ -696,12 +739,42 @@ def test_predict_number_answers_the_digits_and_their_boxes(
         assert "processed" not in digit
     lefts = [digit["box"]["x"] for digit in body["digits"]]
     assert lefts == sorted(lefts)
+    assert body["points"] == []
     processed = client.post(
         "/predict/number?include=processed", files={"file": ("n.png", data)}
     ).json()
     for digit in processed["digits"]:
         shown = Image.open(io.BytesIO(base64.b64decode(digit["processed"])))
         assert (shown.size, shown.mode) == ((28, 28), "L")
+
+
+def test_predict_number_answers_a_decimal_point_and_keeps_it(
+    client: TestClient, sure: dict[int, np.ndarray]
+) -> None:
+    """The point is in `number` and in `points`, with its box between its digits' boxes, and
+    the history keeps the number as it was answered."""
+    ink, _ = styles.number_with_point(digits_of(sure, "314"), np.random.default_rng(3), 1)
+    token = client.post(
+        "/api/register/",
+        json={"username": "pia", "email": "pia@example.com", "password": "correct horse"},
+    ).json()["token"]
+    answer = client.post(
+        "/predict/number",
+        files={"file": ("pi.png", paper(ink))},
+        headers={"Authorization": f"Token {token}"},
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["number"] == "3.14"
+    assert [digit["digit"] for digit in body["digits"]] == ["3", "1", "4"]
+    ((point),) = body["points"]
+    three, one = body["digits"][0]["box"], body["digits"][1]["box"]
+    assert point["after"] == 1
+    assert three["x"] + three["width"] <= point["box"]["x"]
+    assert point["box"]["x"] + point["box"]["width"] <= one["x"]
+    assert point["box"]["y"] + point["box"]["height"] > one["y"] + 0.7 * one["height"]
+    kept = client.get("/api/history/", headers={"Authorization": f"Token {token}"}).json()
+    assert kept["results"][0]["number"] == "3.14"
 
 
 NUMBER_BAD_UPLOADS = [

@@ -128,7 +128,7 @@ function showAnswer(answer) {
   show("result");
 }
 
-// A number: its digits, and the upload with a box drawn around each digit found.
+// A number: its digits, and the upload with a box drawn around each digit (and point) found.
 async function showNumber(answer, image) {
   $("#seen").hidden = true;
   $("#number-view").hidden = $("#number-digits").hidden = false;
@@ -169,6 +169,12 @@ async function showNumber(answer, image) {
     context.fillRect(left, above - 16, context.measureText(label).width + 6, 16);
     context.fillStyle = "#fff";
     context.fillText(label, left + 3, above - 1);
+  }
+  for (const point of answer.points ?? []) {
+    // a decimal point: a small box around it, no label (the number above shows it)
+    const { x, y, width, height } = point.box;
+    context.strokeStyle = "#1f5fd1";
+    context.strokeRect(x * scale - 2, y * scale - 2, width * scale + 4, height * scale + 4);
   }
   canvas.setAttribute("aria-label", `The image, with a box around each of the ${count} digits found`);
   show("result");
