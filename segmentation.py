@@ -694,7 +694,7 @@ def _points(
         label = inside[0]
         if not low[label - 1]:
             continue
-        top, bottom, left, right = boxes[label - 1]
+        top, bottom, left, right = (int(v) for v in boxes[label - 1])
         pieces = (spans[:, 2] < max(spans[second, 2], right)) & (
             spans[:, 3] > min(spans[first, 3], left)
         )
@@ -706,7 +706,6 @@ def _points(
         # for the grid: a dot 4 px across holds a disc of 2 or 3)
         across = 2.0 * float(ndimage.distance_transform_edt(np.pad(mark, 1)).max())
         if mark.any() and across + 1 >= POINT_ROUND * longer[label - 1]:
-            top, bottom, left, right = (int(v) for v in boxes[label - 1])
             points.append((label, (top, bottom, left, right)))
     taken = {label for label, _ in points}
     kept = {label: span for label, span in marks.items() if label not in taken}
