@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -114,7 +114,7 @@ class NumberResult:
                 "digit": str(digit),
                 "confidence": confidence,
                 "probabilities": probabilities,
-                "box": {"x": box.x, "y": box.y, "width": box.width, "height": box.height},
+                "box": asdict(box),
             }
             for digit, confidence, probabilities, box in zip(
                 self.digits, self.confidences, self.probabilities, self.boxes, strict=True
@@ -123,10 +123,7 @@ class NumberResult:
 
     def point_details(self) -> list[dict[str, Any]]:
         """Each point as the API shows it."""
-        return [
-            {"after": after, "box": {"x": b.x, "y": b.y, "width": b.width, "height": b.height}}
-            for after, b in self.points
-        ]
+        return [{"after": after, "box": asdict(box)} for after, box in self.points]
 
     def processed_pngs(self) -> list[str]:
         return [_png(pixels) for pixels in self.pixels]

@@ -665,8 +665,8 @@ def _points(
     bottoms = np.where(shared, spans[None, :, 1], 0).max(axis=1)
     heights = bottoms - tops
     boxes = boxes[1:]  # (by label - 1: the marks')
-    on_line = np.zeros(len(boxes) + 1, dtype=bool)
-    on_line[ids[digit]] = True
+    is_digit = np.zeros(len(boxes) + 1, dtype=bool)  # by label: a digit of the line
+    is_digit[ids[digit]] = True
     longer = np.maximum(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
     # each mark's nearest digits of the line to its left and to its right, if any
     lefts, rights = np.where(digit, spans[:, 2], np.iinfo(np.intp).max), spans[:, 3]
@@ -677,12 +677,12 @@ def _points(
     height = (heights[one] + heights[two]) / 2
     base = (bottoms[one] + bottoms[two]) / 2
     middle = (boxes[:, 0] + boxes[:, 1]) / 2
-    between = ~on_line[1:] & left_of.any(axis=1) & right_of.any(axis=1)
+    between = ~is_digit[1:] & left_of.any(axis=1) & right_of.any(axis=1)
     between &= longer <= POINT_LARGEST * height  # small marks between two digits
     low = (middle >= base - POINT_ABOVE * height) & (middle <= base + POINT_BELOW * height)
     if not (between & low).any():
         return [], marks
-    pen = preprocessing.stroke_width(on_line[labels] & (ink > 0.5))
+    pen = preprocessing.stroke_width(is_digit[labels] & (ink > 0.5))
     between &= longer >= POINT_SMALLEST * pen  # (not the paper's grain)
     found: dict[tuple[int, int], list[int]] = {}  # a gap (its two digits) -> what is in it
     for k in np.flatnonzero(between).tolist():
