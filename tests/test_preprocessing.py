@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from scipy import ndimage
 
 import dataset
@@ -233,6 +235,86 @@ def test_exif_orientation_is_applied(digit: np.ndarray) -> None:
     turned = run(encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
     assert np.corrcoef(turned.ravel(), upright.ravel())[0, 1] > 0.97
     assert np.corrcoef(run(encode(stored, "JPEG", quality=95)).ravel(), upright.ravel())[0, 1] < 0.5
+
+
+def _drawn_in(mode: str, digit: np.ndarray) -> Image.Image:
+    """The digit drawn large in a mode, every channel and the alpha carrying some of it."""
+    drawing = large_dark_on_light(digit)
+    colour = np.stack([drawing, drawing // 2, 255 - drawing, drawing], -1)  # R, G, B, A
+    return Image.fromarray(colour, "RGBA").convert(mode)
+
+
+PNG_KINDS: dict[str, tuple[Callable[[np.ndarray], bytes], bool]] = {
+    # name: (the PNG file, whether libspng decodes it: 8 bits a sample, no palette, ...)
+    "grey": (lambda d: encode(_drawn_in("L", d), "PNG"), True),
+    "grey, alpha": (lambda d: encode(_drawn_in("LA", d), "PNG"), False),
+    "RGB": (lambda d: encode(_drawn_in("RGB", d), "PNG"), True),
+    "RGBA": (lambda d: encode(_drawn_in("RGBA", d), "PNG"), True),
+    "RGBA, compressed hard": (lambda d: encode(_drawn_in("RGBA", d), "PNG", optimize=True), True),
+    "16-bit grey": (lambda d: encode(_drawn_in("L", d).convert("I;16"), "PNG"), False),
+    "palette": (lambda d: encode(_drawn_in("RGB", d).convert("P"), "PNG"), False),
+    "grey, a transparent level": (
+        lambda d: encode(_drawn_in("L", d), "PNG", transparency=255),
+        False,
+    ),
+    "1-bit": (lambda d: encode(_drawn_in("L", d).convert("1"), "PNG"), False),
+}
+
+
+@pytest.mark.parametrize("kind", PNG_KINDS)
+def test_pngs_decode_to_pillow_s_own_pixels(kind: str, digit: np.ndarray) -> None:
+    """Plain PNGs are decoded by libspng, the others by Pillow; all to the pixels Pillow
+    itself decodes, in its mode."""
+    make, by_libspng = PNG_KINDS[kind]
+    data = make(digit)
+    theirs = Image.open(io.BytesIO(data))
+    theirs.load()
+    ours = preprocessing.decode(data, LIMIT)
+    assert (ours.mode, ours.size, ours.format) == (theirs.mode, theirs.size, "PNG")
+    assert ours.tobytes() == theirs.tobytes()
+    assert isinstance(ours, PngImagePlugin.PngImageFile) is not by_libspng
+
+
+def _exif_turning() -> Image.Exif:
+    exif = Image.Exif()
+    exif[preprocessing.EXIF_ORIENTATION] = 6  # "rotate 90 degrees clockwise to display"
+    return exif
+
+
+def _text(key: str, value: str) -> PngImagePlugin.PngInfo:
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add_itxt(key, value)
+    return chunks
+
+
+TURNED_PNGS: dict[str, Callable[[], dict[str, Any]]] = {
+    # where a PNG keeps its orientation: name -> save options
+    "eXIf chunk": lambda: {"exif": _exif_turning()},
+    "EXIF as text (ImageMagick)": lambda: {
+        "pnginfo": _text(
+            "Raw profile type exif",
+            "\nexif\n" + f"{len(raw := _exif_turning().tobytes()):8d}\n" + raw.hex() + "\n",
+        )
+    },
+    "XMP": lambda: {
+        "pnginfo": _text(
+            "XML:com.adobe.xmp",
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+            '02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
+            ' tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>',
+        )
+    },
+}
+
+
+@pytest.mark.parametrize("where", TURNED_PNGS)
+def test_a_png_s_orientation_is_applied_wherever_it_keeps_it(where: str, digit: np.ndarray) -> None:
+    """A plain PNG that says it is to be turned is turned, as Pillow reads the orientation."""
+    stored = _drawn_in("RGBA", digit).rotate(90, expand=True)
+    width, height = stored.size
+    turned = preprocessing.decode(encode(stored, "PNG", **TURNED_PNGS[where]()), LIMIT)
+    assert turned.size == (height, width)
+    assert turned.tobytes() == stored.transpose(Image.Transpose.ROTATE_270).tobytes()
 
 
 def test_digit_is_centred_by_mass_in_a_20px_box(digit: np.ndarray) -> None:
