@@ -86,8 +86,10 @@ class NumberResult:
     model_version: str
     image_type: str
     pixels: np.ndarray  # (n, 28, 28) uint8: the digits the model classified
-    # the points written between digits (a decimal point): after how many digits, and where
+    # the points (a decimal point) and the dashes written between digits: after how many
+    # digits, and where
     points: list[tuple[int, segmentation.Box]] = field(default_factory=list)
+    dashes: list[tuple[int, segmentation.Box]] = field(default_factory=list)
 
     @property
     def digits(self) -> list[int]:
@@ -95,8 +97,9 @@ class NumberResult:
 
     @property
     def number(self) -> str:
-        """The digits, left to right, with a "." for each point between them."""
-        return segmentation.written(self.digits, self.points)
+        """The digits, left to right, with a "." for each point and a "-" for each dash between
+        them."""
+        return segmentation.written(self.digits, self.points, self.dashes)
 
     @property
     def confidences(self) -> list[float]:
@@ -124,6 +127,10 @@ class NumberResult:
     def point_details(self) -> list[dict[str, Any]]:
         """Each point as the API shows it."""
         return [{"after": after, "box": asdict(box)} for after, box in self.points]
+
+    def dash_details(self) -> list[dict[str, Any]]:
+        """Each dash as the API shows it."""
+        return [{"after": after, "box": asdict(box)} for after, box in self.dashes]
 
     def processed_pngs(self) -> list[str]:
         return [_png(pixels) for pixels in self.pixels]
@@ -219,6 +226,7 @@ class Reader:
             image_type=Image.MIME.get(image.format or "", "application/octet-stream"),
             pixels=np.round(reading.digits * 255).astype(np.uint8),
             points=reading.points,
+            dashes=reading.dashes,
         )
 
     def predict(self, uploads: list[bytes]) -> list[Result | ServiceError]:

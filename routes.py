@@ -182,6 +182,7 @@ async def number_answer(result: NumberResult, with_processed: bool) -> schemas.N
         confidence=result.confidence,
         digits=digits,
         points=[schemas.NumberPoint(**point) for point in result.point_details()],
+        dashes=[schemas.NumberPoint(**dash) for dash in result.dash_details()],
         model_version=result.model_version,
     )
 

@@ -83,11 +83,13 @@ class NumberDigit(BaseModel):
 
 
 class NumberPoint(BaseModel):
+    """A point or a dash between two digits."""
+
     after: int = Field(ge=1, description="How many digits come before it.")
     box: Box
 
 
-NUMBER_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
+NUMBER_PATTERN = r"^[0-9]+([.-][0-9]+)*$"
 
 
 class NumberPrediction(BaseModel):
@@ -119,8 +121,9 @@ class NumberPrediction(BaseModel):
 
     number: str = Field(
         pattern=NUMBER_PATTERN,
-        description='The digits read, left to right, with a "." for each point between two of '
-        "them (a decimal point: `points`).",
+        description='The digits read, left to right, with a "." for each point and a "-" for '
+        "each dash between two of them (a decimal point: `points`; a date, a phone number: "
+        "`dashes`).",
     )
     confidence: float = Field(
         ge=0, le=1, description="Probability that the whole number is right: its digits' product."
@@ -130,6 +133,11 @@ class NumberPrediction(BaseModel):
         default_factory=list,
         description="Points written between two digits on their baseline (a decimal point, the "
         "dots of a date), left to right; none in a number without.",
+    )
+    dashes: list[NumberPoint] = Field(
+        default_factory=list,
+        description="Dashes written between two digits at their mid-height (a date, a phone "
+        "number, a range), left to right; none in a number without.",
     )
     model_version: str = Field(description="Version of the model that answered.")
 
@@ -290,7 +298,7 @@ class HistoryItem(BaseModel):
     number: str | None = Field(
         default=None,
         pattern=NUMBER_PATTERN,
-        description="A number's digits (and points).",
+        description="A number's digits (and points and dashes).",
         exclude_if=_absent,
     )
     confidence: float = Field(description="Of the digit; of a number, that all its digits are.")

@@ -74,6 +74,11 @@ POINT_LARGEST = 0.45  # ...at most this wide and tall (times its neighbours' hei
 POINT_ROUND = 0.6  # ...its strokes hold a disc this much of its longer side across...
 POINT_ABOVE = 0.3  # ...its middle at most this far above its neighbours' baseline (times their
 POINT_BELOW = 0.2  # height) and this far below it, the only mark in the paper between them
+DASH_FLAT = 1.5  # a dash between two digits is a mark at least this many times wider than tall,
+DASH_SHORTEST = 0.15  # ...at least this long and at most this long (times its neighbours'
+DASH_LONGEST = 1.0  # height), its middle at least this far from each one's top and baseline
+DASH_MIDDLE = 0.3  # (times its height), the only mark in the paper between them...
+DASH_UNDER = 0.25  # ...but for this much of its length at each end, under a neighbour's edge
 ACROSS = 0.9  # rows or columns inked across this much of the image are ruling...
 TILT = 6.0  # ...also when they run aslant by up to this many degrees
 ASLANT_PASSES = 3  # lines aslant are looked for at most this many times in one map...
@@ -157,8 +162,10 @@ class Reading:
     digits: np.ndarray  # (n, 28, 28) float32 in 0..1, white on black: what was classified
     probabilities: np.ndarray  # (n, 10)
     boxes: list[Box]
-    # the points written between digits: how many digits come before each, and where it is
+    # the points and the dashes written between digits: how many digits come before each, and
+    # where it is
     points: list[tuple[int, Box]] = field(default_factory=list)
+    dashes: list[tuple[int, Box]] = field(default_factory=list)
 
 
 class TooManyDigits(ServiceError):
@@ -185,7 +192,7 @@ def read(image: Image.Image, classify: Classifier, max_digits: int) -> Reading:
     `max_digits`."""
     line = locate(image, max_digits)
     reading = _classify(line.ink, line.labels, line.groups, classify, line.frame, max_digits)
-    return _with_points(reading, line)
+    return _with_separators(reading, line)
 
 
 @dataclass(frozen=True)
@@ -199,6 +206,7 @@ class Line:
     groups: list[_Group]
     frame: _Frame
     points: list[Span] = field(default_factory=list)  # points between digits (`_points`)
+    dashes: list[Span] = field(default_factory=list)  # dashes between digits (`_dashes`)
 
     def box(self, group: _Group) -> Box:
         """Where a group is, in the upload's pixels."""
@@ -247,10 +255,11 @@ def locate(image: Image.Image, max_digits: int) -> Line:
         ink, frame = _reduced(_off_line_erased(ink, labels, marks), height, frame)
         labels, marks, spans = _line(ink, max_digits)
     points, marks = _points(ink, labels, marks, spans)
+    dashes, marks = _dashes(marks)
     groups = _groups(marks)
     if len(groups) > max_digits:
         raise TooManyDigits(_too_many(max_digits))
-    return Line(ink, labels, groups, frame, points)
+    return Line(ink, labels, groups, frame, points, dashes)
 
 
 def line_of(ink: np.ndarray, max_digits: int) -> Line:
@@ -712,31 +721,84 @@ def _points(
     return sorted((span for _, span in points), key=lambda span: span[2]), kept
 
 
-def written(digits: list[int], points: list[tuple[int, Box]]) -> str:
-    """A number as text: its digits, and a "." for each point, after as many digits as it
-    follows."""
+def _dashes(marks: dict[int, Span]) -> tuple[list[Span], dict[int, Span]]:
+    """The dashes written between the line's digits (a date, a phone number, a range), and the
+    line's marks without them. A dash is a flat mark (DASH_FLAT), lower than a digit's piece
+    and of a dash's length for the digits beside it, its middle at their mid-height, alone in
+    the paper between two of them: a mark that shares a column with another of the line's is
+    a piece of that one (the bar of a 5 lifted off it, the cross of a 7), and one on the
+    baseline is no dash (an underscore). Left on the line, a dash was read as a digit of its
+    own (a 1, a 7) or as a piece of the digit beside it."""
+    if len(marks) < 3:
+        return [], marks
+    ids = list(marks)
+    spans = np.array(list(marks.values()))
+    heights, widths = spans[:, 1] - spans[:, 0], spans[:, 3] - spans[:, 2]
+    digit = heights >= PIECE_HEIGHT * np.median(heights)
+    dashes = []
+    for k in np.flatnonzero(~digit & (widths >= DASH_FLAT * heights)).tolist():
+        top, bottom, left, right = (int(v) for v in spans[k])
+        # its ends may reach under a neighbour's edge (a thick pen's, a 7's bar) by DASH_UNDER
+        inner = (left + DASH_UNDER * widths[k], right - DASH_UNDER * widths[k])
+        before = np.flatnonzero(digit & (spans[:, 3] <= inner[0]))
+        after = np.flatnonzero(digit & (spans[:, 2] >= inner[1]))
+        if not (len(before) and len(after)):
+            continue
+        one = before[np.argmax(spans[before, 3])]  # the nearest digit on each side
+        two = after[np.argmin(spans[after, 2])]
+        # alone in the gap: no other mark of the line in the paper between the two digits
+        gap = (spans[:, 2] < max(spans[two, 2], inner[1])) & (
+            spans[:, 3] > min(spans[one, 3], inner[0])
+        )
+        if np.count_nonzero(gap) > 1:
+            continue
+        # of a dash's length, and at mid-height of each of the two
+        neighbours = spans[[one, two]]
+        height = float(np.mean(neighbours[:, 1] - neighbours[:, 0]))
+        middle = (top + bottom) / 2
+        reach = DASH_MIDDLE * (neighbours[:, 1] - neighbours[:, 0])
+        if DASH_SHORTEST * height <= right - left <= DASH_LONGEST * height and np.all(
+            (neighbours[:, 0] + reach <= middle) & (middle <= neighbours[:, 1] - reach)
+        ):
+            dashes.append((ids[k], (top, bottom, left, right)))
+    taken = {label for label, _ in dashes}
+    kept = {label: span for label, span in marks.items() if label not in taken}
+    return sorted((span for _, span in dashes), key=lambda span: span[2]), kept
+
+
+def written(digits: list[int], points: list[tuple[int, Box]], dashes: list[tuple[int, Box]]) -> str:
+    """A number as text: its digits, a "." for each point and a "-" for each dash, after as
+    many digits as each follows."""
     text = [str(digit) for digit in digits]
-    for after, _ in reversed(points):
-        text.insert(after, ".")
+    marks = sorted([(after, ".") for after, _ in points] + [(after, "-") for after, _ in dashes])
+    for after, sign in reversed(marks):
+        text.insert(after, sign)
     return "".join(text)
 
 
-def _with_points(reading: Reading, line: Line) -> Reading:
-    """A reading with the line's points placed among its digits: each after the digits left of
-    its middle; one before the first digit or after the last is no decimal point, nor one
-    inside a digit read (two pieces read as one)."""
+def _with_separators(reading: Reading, line: Line) -> Reading:
+    """A reading with the line's points and dashes placed among its digits."""
+    points, dashes = _placed(reading, line, line.points), _placed(reading, line, line.dashes)
+    if not (points or dashes):
+        return reading
+    return Reading(reading.digits, reading.probabilities, reading.boxes, points, dashes)
+
+
+def _placed(reading: Reading, line: Line, spans: list[Span]) -> list[tuple[int, Box]]:
+    """Marks between digits (points, dashes) placed among the digits read: each after the
+    digits left of its middle. One before the first digit or after the last is left out (no
+    decimal point, no dash between two digits), as is one inside a digit read (two pieces
+    read as one)."""
     placed = []
     starts = [box.x for box in reading.boxes]
-    for top, bottom, left, right in line.points:
+    for top, bottom, left, right in spans:
         box = line.frame.box(top, bottom, left, right)
         middle = box.x + box.width / 2
         before = sum(1 for start in starts if start < middle)
         inside = any(b.x < middle < b.x + b.width for b in reading.boxes)
         if 0 < before < len(reading.boxes) and not inside:
             placed.append((before, box))
-    if not placed:
-        return reading
-    return Reading(reading.digits, reading.probabilities, reading.boxes, placed)
+    return placed
 
 
 def _beside(mark: np.ndarray, line: list[np.ndarray], height: int) -> bool:

@@ -148,15 +148,42 @@ def number_with_point(
     return np.maximum(ink, dot).astype(np.uint8), after
 
 
+def number_with_dash(
+    digits: list[np.ndarray], rng: np.random.Generator, after: int | None = None
+) -> tuple[np.ndarray, int]:
+    """`number` written apart with a dash after one of its digits (a date, a phone number; after
+    `after` of them, by default any but the last), and after how many digits it is: a stroke
+    6 to 9 px long and 1.5 to 2.5 px thick, at its neighbours' mid-height (give or take 2 px),
+    midway in a gap of 14 to 20 px (a writer leaves the dash room)."""
+    after = int(rng.integers(1, len(digits))) if after is None else after
+    layers = number_layers(digits, rng, "apart", wider_after=after, wider=(14, 21))
+    ink = layers.max(axis=0)
+    one, two = layers[after - 1], layers[after]
+    right = np.flatnonzero(one.any(axis=0))[-1] + 1
+    left = np.flatnonzero(two.any(axis=0))[0]
+    rows = [np.flatnonzero(layer.any(axis=1)) for layer in (one, two)]
+    middle = (rows[0][0] + rows[0][-1] + rows[1][0] + rows[1][-1]) / 4
+    centre = ((right + left) / 2 + rng.uniform(-1, 1), middle + rng.uniform(-2, 2))
+    # 3 px of paper or more each side of it
+    length, thickness = min(rng.uniform(6, 9), left - right - 8), rng.uniform(1.5, 2.5)
+    rows_, cols = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]]
+    along = np.maximum(np.abs(cols - centre[0]) - length / 2, 0.0)
+    across = np.maximum(np.abs(rows_ - centre[1]) - thickness / 2, 0.0)
+    dash = np.clip(1.0 - np.hypot(along, across), 0.0, 1.0) * 255  # its edge anti-aliased
+    return np.maximum(ink, dash).astype(np.uint8), after
+
+
 def number_layers(
     digits: list[np.ndarray],
     rng: np.random.Generator,
     layout: str = "apart",
     wider_after: int | None = None,
+    wider: tuple[int, int] = (8, 15),
 ) -> np.ndarray:
     """`number`, each digit on a layer of its own: (len(digits), height, width) float64, the
     number the maximum over the layers (what each digit contributes where neighbours touch).
-    Apart, the gap after `wider_after` digits is 8 to 14 px (room for a point)."""
+    Apart, the gap after `wider_after` digits is `wider` px (8 to 14 by default: room for a
+    point)."""
     inks = [_columns(_cut(digit, rng) if layout == "pieces" else digit) for digit in digits]
     height = SIDE + 2 * (MAX_DRIFT + MARGIN)
     canvas = np.zeros((height, sum(ink.shape[1] for ink in inks) + 15 * len(inks) + 2 * MARGIN))
@@ -170,7 +197,7 @@ def number_layers(
         elif layout == "touching":
             left = _touching(canvas, ink, top, right - 1)
         elif index == wider_after:
-            left = right + int(rng.integers(8, 15))
+            left = right + int(rng.integers(*wider))
         else:
             left = right + int(rng.integers(3, 9))
         region = canvas[top : top + SIDE, left : left + ink.shape[1]]

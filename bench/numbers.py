@@ -2,8 +2,9 @@
 
 Numbers of 2, 4 and 8 held-out MNIST digits (never the training ones), written apart (uneven
 spacing, a drifting baseline), touching (neighbours' boxes overlapping by 1 px, moved closer
-until their strokes touch), in pieces (each digit cut by a 1 px line) and apart with a point
-between two of them (a decimal point: `styles.number_with_point`), each rendered as
+until their strokes touch), in pieces (each digit cut by a 1 px line), and apart with a point
+between two of them (a decimal point: `styles.number_with_point`) or a dash (a date, a phone
+number: `styles.number_with_dash`), each rendered as
 MNIST renders (white on black), as a paper photo, a canvas export and in thick marker
 (styles.py); and 4-digit numbers of real digits: the ink of uploads from ../shared/realdigits-dev
 cut out and set side by side on one white page.
@@ -15,8 +16,8 @@ what the model leaves to be won by segmentation (other renderings frame the digi
 may differ from it by a digit or two); how often the count of digits is
 right, digit accuracy (1 - edit distance / length), the median time per image; and the same
 images read by Tesseract (Debian's tesseract-ocr, `--psm 7`, digits only: the OCR a user
-would otherwise reach for; the point allowed too in the rows with one), all images of a cell
-in one Tesseract run.
+would otherwise reach for; the point or the dash allowed too in the rows with one), all images
+of a cell in one Tesseract run.
 
     python -m bench.numbers [--model PATH] [--count 100] [--json reports/numbers.json]
                             [--lengths 2,4,8] [--layouts apart,touching,pieces] [--draw N]
@@ -59,7 +60,8 @@ RENDERINGS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "marker": styles.thick_marker,
 }
 LENGTHS = (2, 4, 8)
-LAYOUTS = (*styles.LAYOUTS, "point")  # "point": apart, with a decimal point between two digits
+# "point": apart, with a decimal point between two digits; "dash": apart, with a dash
+LAYOUTS = (*styles.LAYOUTS, "point", "dash")
 REAL = ROOT.parent / "shared" / "realdigits-dev"
 REAL_HEIGHT = 96  # px a real digit is scaled to in a composed number
 
@@ -97,10 +99,10 @@ def ours(reader: predictor.Reader, images: list[bytes]) -> tuple[list[str], floa
     return answers, float(np.median(seconds))
 
 
-def tesseract(images: list[bytes], points: bool = False) -> list[str]:
-    """Each image read by Tesseract as one line of digits (and points, if `points`); all in one
-    run."""
-    allowed = "0123456789." if points else "0123456789"
+def tesseract(images: list[bytes], signs: str = "") -> list[str]:
+    """Each image read by Tesseract as one line of digits (and of `signs`: a point, a dash); all
+    in one run."""
+    allowed = "0123456789" + signs
     with tempfile.TemporaryDirectory() as folder:
         paths = []
         for index, data in enumerate(images):
@@ -147,9 +149,10 @@ def cell(
     for _ in range(count):
         chosen = rng.choice(len(holdout), length, replace=False)
         truth = "".join(str(d) for d in holdout.labels[chosen])
-        if layout == "point":
-            ink, after = styles.number_with_point(list(holdout.images[chosen]), rng)
-            truth = f"{truth[:after]}.{truth[after:]}"
+        if layout in ("point", "dash"):
+            written = styles.number_with_point if layout == "point" else styles.number_with_dash
+            ink, after = written(list(holdout.images[chosen]), rng)
+            truth = f"{truth[:after]}{'.' if layout == 'point' else '-'}{truth[after:]}"
         else:
             ink = styles.number(list(holdout.images[chosen]), rng, layout)
         truths.append(truth)
@@ -248,7 +251,8 @@ def main() -> int:
             "median_ms": seconds * 1000,
         }
         if baseline:
-            theirs = scores(truths, tesseract(images, points=any("." in t for t in truths)))
+            signs = "".join(sorted({sign for truth in truths for sign in truth if sign in ".-"}))
+            theirs = scores(truths, tesseract(images, signs))
             row += [f"{theirs[0]:.1%}", f"{theirs[2]:.1%}"]
             result["tesseract"] = dict(zip(("whole", "count", "digits"), theirs, strict=True))
         rows.append(row)

@@ -131,7 +131,8 @@ def read_number(trained: model.DigitModel, data: bytes, max_digits: int = 20) ->
     """The number an upload is read as, by what POST /predict/number runs."""
     image = preprocessing.decode(data, 50_000_000, segmentation.SIDE)
     reading = segmentation.read(image, trained.read_pieces, max_digits)
-    return segmentation.written(reading.probabilities.argmax(axis=1).tolist(), reading.points)
+    digits = reading.probabilities.argmax(axis=1).tolist()
+    return segmentation.written(digits, reading.points, reading.dashes)
 
 
 def thin_pen(digit: np.ndarray, scale: int, widened: bool = True) -> np.ndarray:

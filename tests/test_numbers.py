@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -501,14 +502,18 @@ def test_clutter_is_not_read(trained: model.DigitModel, sure: dict[int, np.ndarr
     assert read_number(trained, encoded(canvas)) == "1984"
 
 
-@pytest.mark.parametrize(("number", "after"), [("314", 1), ("1250", 2), ("20257", 4)])
-def test_a_decimal_point_between_digits_is_read(
-    trained: model.DigitModel, sure: dict[int, np.ndarray], number: str, after: int
+@pytest.mark.parametrize("written", ["3.14", "12.50", "2025.7", "12-05", "555-1234", "1-9"])
+def test_a_point_or_a_dash_between_digits_is_read(
+    trained: model.DigitModel, sure: dict[int, np.ndarray], written: str
 ) -> None:
-    """A dot on the digits' baseline in the paper between two of them is a point."""
+    """A dot on the digits' baseline in the paper between two of them is a point; a short flat
+    stroke at their mid-height there is a dash (a date, a phone number): neither is read as a
+    digit of its own nor as a piece of its neighbour."""
+    sign = "." if "." in written else "-"
+    number, after = written.replace(sign, ""), written.index(sign)
     rng = np.random.default_rng(len(number))
-    ink, _ = styles.number_with_point(digits_of(sure, number), rng, after)
-    written = f"{number[:after]}.{number[after:]}"
+    write = styles.number_with_point if sign == "." else styles.number_with_dash
+    ink, _ = write(digits_of(sure, number), rng, after)
     assert read_number(trained, paper(ink)) == written
     assert read_number(trained, styles.canvas_png(ink, rng)) == written
     assert read_number(trained, styles.paper_photo(ink, rng)) == written
@@ -542,6 +547,40 @@ def test_dots_that_are_no_decimal_point(
     middle = round(np.flatnonzero(dot.any(axis=0)).mean())
     dash[bottom - 1 : bottom + 1, middle - 3 : middle + 3] = 255
     assert "." not in read_number(trained, paper(dash))  # (it is taken for a piece of the 3)
+
+
+def test_strokes_that_are_no_dash(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
+    """A dash is one flat stroke at mid-height between two digits: the same stroke on the
+    baseline (an underscore), at the digits' top, before the first digit, two in one gap (an
+    equals sign) and one drawn on into the digits beside it are none. (None is read as a dash;
+    what the stroke is read as instead is not asked.)"""
+    digits = digits_of(sure, "1205")
+    ink, _ = styles.number_with_dash(digits, np.random.default_rng(5), 2)
+    layers = styles.number_layers(digits, np.random.default_rng(5), "apart", 2, (14, 21))
+    plain = layers.max(axis=0).astype(np.uint8)  # the same draws: the digits, no dash
+    dash = np.where(ink > plain, ink, 0).astype(np.uint8)
+    assert read_number(trained, paper(ink)) == "12-05"
+    assert read_number(trained, paper(plain)) == "1205"
+    rows = np.flatnonzero(plain.any(axis=1))
+    dash_rows = np.flatnonzero(dash.any(axis=1))
+    down = rows[-1] - dash_rows[-1]  # from mid-height to the baseline
+    first = np.flatnonzero(layers[0].any(axis=0))[0]
+    dash_cols = np.flatnonzero(dash.any(axis=0))
+    longer = dash.copy()
+    longer[dash_rows[0] : dash_rows[-1] + 1, dash_cols[0] - 3 : dash_cols[-1] + 4] = 255
+    cases = {
+        "an underscore": np.roll(dash, down, axis=0),
+        "at the top": np.roll(dash, rows[0] - dash_rows[0], axis=0),
+        "an equals sign": np.maximum(np.roll(dash, -3, axis=0), np.roll(dash, 3, axis=0)),
+        "before the first digit": np.roll(
+            np.pad(dash, ((0, 0), (12, 0)))[:, : dash.shape[1]],
+            first - dash_cols[-1] - 16,
+            axis=1,
+        ),
+        "drawn on into its neighbours": longer,
+    }
+    for name, marks in cases.items():
+        assert "-" not in read_number(trained, paper(np.maximum(plain, marks))), name
 
 
 def on_a_page(sure: dict[int, np.ndarray], number: str, seed: int) -> Image.Image:
@@ -739,7 +778,7 @@ def test_predict_number_answers_the_digits_and_their_boxes(
         assert "processed" not in digit
     lefts = [digit["box"]["x"] for digit in body["digits"]]
     assert lefts == sorted(lefts)
-    assert body["points"] == []
+    assert body["points"] == body["dashes"] == []
     processed = client.post(
         "/predict/number?include=processed", files={"file": ("n.png", data)}
     ).json()
@@ -748,33 +787,52 @@ def test_predict_number_answers_the_digits_and_their_boxes(
         assert (shown.size, shown.mode) == ((28, 28), "L")
 
 
+def number_kept(client: TestClient, username: str, data: bytes) -> tuple[dict[str, Any], str]:
+    """A new user's /predict/number answer for an upload, and the number their history kept."""
+    account = {"username": username, "email": f"{username}@example.com", "password": "pass phrase"}
+    token = client.post("/api/register/", json=account).json()["token"]
+    headers = {"Authorization": f"Token {token}"}
+    answer = client.post("/predict/number", files={"file": ("n.png", data)}, headers=headers)
+    assert answer.status_code == 200
+    kept = client.get("/api/history/", headers=headers).json()
+    return answer.json(), kept["results"][0]["number"]
+
+
 def test_predict_number_answers_a_decimal_point_and_keeps_it(
     client: TestClient, sure: dict[int, np.ndarray]
 ) -> None:
     """The point is in `number` and in `points`, with its box between its digits' boxes, and
     the history keeps the number as it was answered."""
     ink, _ = styles.number_with_point(digits_of(sure, "314"), np.random.default_rng(3), 1)
-    token = client.post(
-        "/api/register/",
-        json={"username": "pia", "email": "pia@example.com", "password": "correct horse"},
-    ).json()["token"]
-    answer = client.post(
-        "/predict/number",
-        files={"file": ("pi.png", paper(ink))},
-        headers={"Authorization": f"Token {token}"},
-    )
-    assert answer.status_code == 200
-    body = answer.json()
-    assert body["number"] == "3.14"
+    body, kept = number_kept(client, "pia", paper(ink))
+    assert body["number"] == kept == "3.14"
     assert [digit["digit"] for digit in body["digits"]] == ["3", "1", "4"]
+    assert body["dashes"] == []
     ((point),) = body["points"]
     three, one = body["digits"][0]["box"], body["digits"][1]["box"]
     assert point["after"] == 1
     assert three["x"] + three["width"] <= point["box"]["x"]
     assert point["box"]["x"] + point["box"]["width"] <= one["x"]
     assert point["box"]["y"] + point["box"]["height"] > one["y"] + 0.7 * one["height"]
-    kept = client.get("/api/history/", headers={"Authorization": f"Token {token}"}).json()
-    assert kept["results"][0]["number"] == "3.14"
+
+
+def test_predict_number_answers_a_dash_and_keeps_it(
+    client: TestClient, sure: dict[int, np.ndarray]
+) -> None:
+    """The dash is in `number` and in `dashes`, with its box between its digits' boxes at
+    their mid-height, and the history keeps the number as it was answered."""
+    ink, _ = styles.number_with_dash(digits_of(sure, "1205"), np.random.default_rng(5), 2)
+    body, kept = number_kept(client, "dee", paper(ink))
+    assert body["number"] == kept == "12-05"
+    assert [digit["digit"] for digit in body["digits"]] == ["1", "2", "0", "5"]
+    assert body["points"] == []
+    ((dash),) = body["dashes"]
+    two, zero = body["digits"][1]["box"], body["digits"][2]["box"]
+    assert dash["after"] == 2
+    assert two["x"] + two["width"] <= dash["box"]["x"]
+    assert dash["box"]["x"] + dash["box"]["width"] <= zero["x"]
+    middle = dash["box"]["y"] + dash["box"]["height"] / 2
+    assert zero["y"] + 0.3 * zero["height"] < middle < zero["y"] + 0.7 * zero["height"]
 
 
 NUMBER_BAD_UPLOADS = [

@@ -170,9 +170,9 @@ async function showNumber(answer, image) {
     context.fillStyle = "#fff";
     context.fillText(label, left + 3, above - 1);
   }
-  for (const point of answer.points ?? []) {
-    // a decimal point: a small box around it, no label (the number above shows it)
-    const { x, y, width, height } = point.box;
+  for (const mark of [...(answer.points ?? []), ...(answer.dashes ?? [])]) {
+    // a decimal point or a dash: a small box around it, no label (the number above shows it)
+    const { x, y, width, height } = mark.box;
     context.strokeStyle = "#1f5fd1";
     context.strokeRect(x * scale - 2, y * scale - 2, width * scale + 4, height * scale + 4);
   }
