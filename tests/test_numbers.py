@@ -549,6 +549,16 @@ def test_dots_that_are_no_decimal_point(
     assert "." not in read_number(trained, paper(dash))  # (it is taken for a piece of the 3)
 
 
+def test_a_dash_in_thick_marker_is_no_blot(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A thick marker's dash fills its box, as a blot does; flat, it is still a dash (such
+    dashes were left out as blots)."""
+    rng = np.random.default_rng(1)
+    ink, _ = styles.number_with_dash(digits_of(sure, "5551234"), rng, 2)
+    assert read_number(trained, styles.thick_marker(ink, rng)) == "55-51234"
+
+
 def test_strokes_that_are_no_dash(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
     """A dash is one flat stroke at mid-height between two digits: the same stroke on the
     baseline (an underscore), at the digits' top, before the first digit, two in one gap (an
