@@ -749,9 +749,7 @@ def _dashes(marks: dict[int, Span]) -> tuple[list[Span], dict[int, Span]]:
         one = before[np.argmax(spans[before, 3])]  # the nearest digit on each side
         two = after[np.argmin(spans[after, 2])]
         # alone in the gap: no other mark of the line in the paper between the two digits
-        gap = (spans[:, 2] < max(spans[two, 2], inner[1])) & (
-            spans[:, 3] > min(spans[one, 3], inner[0])
-        )
+        gap = (spans[:, 2] < spans[two, 2]) & (spans[:, 3] > spans[one, 3])
         if np.count_nonzero(gap) > 1:
             continue
         # of a dash's length, and at mid-height of each of the two
@@ -779,18 +777,24 @@ def written(digits: list[int], points: list[tuple[int, Box]], dashes: list[tuple
 
 
 def _with_separators(reading: Reading, line: Line) -> Reading:
-    """A reading with the line's points and dashes placed among its digits."""
-    points, dashes = _placed(reading, line, line.points), _placed(reading, line, line.dashes)
+    """A reading with the line's points and dashes placed among its digits, at most one
+    between two digits (the line's two were in gaps of their own, but a digit between them
+    may not have been read): the point first."""
+    taken: set[int] = set()
+    points = _placed(reading, line, line.points, taken)
+    dashes = _placed(reading, line, line.dashes, taken)
     if not (points or dashes):
         return reading
     return Reading(reading.digits, reading.probabilities, reading.boxes, points, dashes)
 
 
-def _placed(reading: Reading, line: Line, spans: list[Span]) -> list[tuple[int, Box]]:
+def _placed(
+    reading: Reading, line: Line, spans: list[Span], taken: set[int]
+) -> list[tuple[int, Box]]:
     """Marks between digits (points, dashes) placed among the digits read: each after the
-    digits left of its middle. One before the first digit or after the last is left out (no
-    decimal point, no dash between two digits), as is one inside a digit read (two pieces
-    read as one)."""
+    digits left of its middle, where no other mark is yet (`taken`, which it joins). One before
+    the first digit or after the last is left out (no decimal point, no dash between two
+    digits), as is one inside a digit read (two pieces read as one)."""
     placed = []
     starts = [box.x for box in reading.boxes]
     for top, bottom, left, right in spans:
@@ -798,7 +802,8 @@ def _placed(reading: Reading, line: Line, spans: list[Span]) -> list[tuple[int, 
         middle = box.x + box.width / 2
         before = sum(1 for start in starts if start < middle)
         inside = any(b.x < middle < b.x + b.width for b in reading.boxes)
-        if 0 < before < len(reading.boxes) and not inside:
+        if 0 < before < len(reading.boxes) and not inside and before not in taken:
+            taken.add(before)
             placed.append((before, box))
     return placed
 

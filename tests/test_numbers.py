@@ -559,6 +559,27 @@ def test_a_dash_in_thick_marker_is_no_blot(
     assert read_number(trained, styles.thick_marker(ink, rng)) == "55-51234"
 
 
+def test_one_sign_between_two_digits_at_most() -> None:
+    """A point and a dash found in two gaps, with the digit between them not read (the two
+    digits read are on either side of both): one sign is placed between them, the point, and
+    the number stays a number."""
+    digit = np.zeros((28, 28), dtype=np.float32)
+    reading = segmentation.Reading(
+        np.stack([digit, digit]),
+        np.eye(10, dtype=np.float32)[[1, 2]],
+        [segmentation.Box(0, 0, 20, 40), segmentation.Box(100, 0, 20, 40)],
+    )
+    frame = segmentation._Frame(0.0, 0.0, 1.0, 1.0)
+    line = segmentation.Line(
+        np.zeros((40, 120), np.float32), np.zeros((40, 120), np.int32), [], frame,
+        points=[(34, 38, 30, 34)], dashes=[(18, 21, 70, 84)],
+    )  # fmt: skip
+    placed = segmentation._with_separators(reading, line)
+    assert [after for after, _ in placed.points] == [1]
+    assert placed.dashes == []
+    assert segmentation.written([1, 2], placed.points, placed.dashes) == "1.2"
+
+
 def test_strokes_that_are_no_dash(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
     """A dash is one flat stroke at mid-height between two digits: the same stroke on the
     baseline (an underscore), at the digits' top, before the first digit, two in one gap (an
