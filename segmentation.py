@@ -360,13 +360,13 @@ def _line(
         spans[label] = found[0].start, found[0].stop, found[1].start, found[1].stop
     heights, widths = spans[:, 1] - spans[:, 0], spans[:, 3] - spans[:, 2]
     flat = widths >= FLAT * heights
-    # a filled blob is no digit (a "1" is filled but thin): as preprocessing's rule; a flat one
-    # may be a dash a thick pen drew (`_dashes` tells)
+    # a filled blob is no digit (a "1" is filled but thin): as preprocessing's rule; but a flat
+    # one lower than half the tallest mark may be a dash a thick pen drew (`_dashes` tells)
     solid = masses / np.maximum(heights * widths, 1) > preprocessing.MAX_SOLIDITY
     blob = solid & (
         np.maximum(heights, widths) < preprocessing.MAX_BLOB_ASPECT * np.minimum(heights, widths)
     )
-    blob &= widths < DASH_FLAT * heights
+    blob &= (widths < DASH_FLAT * heights) | (heights >= PIECE_HEIGHT * heights[heavy].max())
     heavy &= ~blob
     # Ruling (`_ruling`) is left out, but a lone straight mark with nothing else upright is a 1
     # cropped to its ink; a frame around digits is left out, and a dot never starts a line.

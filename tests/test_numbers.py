@@ -871,6 +871,8 @@ NUMBER_BAD_UPLOADS = [
     (b"", 400, "The uploaded file is empty."),
     (png(np.full((64, 256), 255, np.uint8)), 400, "No digit found in the image."),
     (png(np.full((64, 256), 255, np.uint8))[:60], 400, "The image is truncated or corrupt"),
+    # a filled block twice as wide as tall: no digit, and no dash either (nothing beside it)
+    (png(np.pad(np.full((32, 64), 255, np.uint8), 16)), 400, "No digit found in the image."),
 ]
 
 
