@@ -70,6 +70,11 @@ class Result:
         return _png(self.pixels)
 
 
+def _sign_details(signs: list[tuple[int, segmentation.Box]]) -> list[dict[str, Any]]:
+    """Points or dashes between digits as the API shows them: after how many digits, where."""
+    return [{"after": after, "box": asdict(box)} for after, box in signs]
+
+
 def _png(pixels: np.ndarray) -> str:
     """A 28x28 uint8 digit as a base64 greyscale PNG."""
     buffer = io.BytesIO()
@@ -126,11 +131,11 @@ class NumberResult:
 
     def point_details(self) -> list[dict[str, Any]]:
         """Each point as the API shows it."""
-        return [{"after": after, "box": asdict(box)} for after, box in self.points]
+        return _sign_details(self.points)
 
     def dash_details(self) -> list[dict[str, Any]]:
         """Each dash as the API shows it."""
-        return [{"after": after, "box": asdict(box)} for after, box in self.dashes]
+        return _sign_details(self.dashes)
 
     def processed_pngs(self) -> list[str]:
         return [_png(pixels) for pixels in self.pixels]

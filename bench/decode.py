@@ -4,9 +4,8 @@
 
 `preprocessing.decode` hands a plain PNG (grey, colour or colour with alpha at 8 bits a
 sample, with no transparency chunk, animation or orientation) to libspng and every other file
-to Pillow. This
-decodes three sets of files both ways, Pillow alone being the service's own decode with
-libspng refusing every file (so it falls back, as for a file libspng cannot read):
+to Pillow. This decodes three sets of files both ways, Pillow alone being the service's own
+decode with libspng refusing every file (so it falls back, as for a file libspng cannot read):
 
 - canvas exports: the 4-digit canvas numbers of bench.numbers (810x420 RGBA);
 - the PNG uploads of ../shared/realdigits-dev (photos, scans, drawings people sent);
@@ -102,18 +101,17 @@ def compare(files: list[tuple[str, bytes]], rounds: int) -> dict[str, object]:
             differ.append(name)
         elif ours[0] == "image":
             decodable.append(data)
-    times: dict[str, list[list[float]]] = {"pillow": [[] for _ in decodable], "service": []}
-    times["service"] = [[] for _ in decodable]
-    if rounds:
-        for _ in range(rounds):
-            for i, data in enumerate(decodable):
-                with pillow_only():
-                    times["pillow"][i].append(timed(data))
-                times["service"][i].append(timed(data))
+    pillow_times: list[list[float]] = [[] for _ in decodable]  # each file's times, by round
+    service_times: list[list[float]] = [[] for _ in decodable]
+    for _ in range(rounds):
+        for i, data in enumerate(decodable):
+            with pillow_only():
+                pillow_times[i].append(timed(data))
+            service_times[i].append(timed(data))
     result: dict[str, object] = {"files": len(files), "differ": differ, "refused": refused}
     if rounds and decodable:
-        pillow = [statistics.median(t) for t in times["pillow"]]
-        service = [statistics.median(t) for t in times["service"]]
+        pillow = [statistics.median(t) for t in pillow_times]
+        service = [statistics.median(t) for t in service_times]
         result |= {
             "decoded": len(decodable),
             "pillow_ms": statistics.median(pillow) * 1000,
