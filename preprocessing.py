@@ -53,6 +53,16 @@ NOISE_MARGIN = 8  # ...or, on a cleaner background, 8 times the background's noi
 FAINTEST = 0.02  # ...but never less than this: a stroke 5 grey levels from a flat background
 MIN_INK_FRACTION = 0.0001  # ...and cover at least this share of the image (0.01%)
 MID_GREY = 0.15  # a border this close to mid-grey does not tell the ink's polarity by itself
+# A picture set in a frame (`_picture_in_frame`): the frame's bands are lines of pixels all
+# within FRAME_EVEN of one level, which meet the picture along a line at least FRAME_MET of
+# which stands off that level; the picture's paper at least FRAME_CONTRAST from it, and the
+# picture at least FRAME_SMALLEST px a side.
+FRAME_EVEN = 0.04
+FRAME_MET = 0.9
+FRAME_CONTRAST = 0.15
+FRAME_SMALLEST = 8
+FRAME_INSET = 1  # px of the picture next to its frame left out (they may mix the two)
+FRAME_RINGING = 8  # px past a band's even lines a JPEG's ringing may reach (a block)
 
 # what counts as a digit
 SPECK_FRACTION = 0.05  # ink blobs lighter than 5% of the largest blob are dirt, not digit...
@@ -99,6 +109,7 @@ _PNG_BIT_DEPTH = 24
 # text chunk (ImageMagick's), XMP's tiff:Orientation
 _PNG_ORIENTATION = (b"eXIf", b"Raw profile type exif", b"XML:com.adobe.xmp")
 # the modes with an alpha channel, each with the mode of straight alpha it is read in
+Region = tuple[slice, slice]  # rows and columns of an image
 _ALPHA_MODES = {"RGBA": "RGBA", "LA": "LA", "PA": "RGBA", "RGBa": "RGBA", "La": "LA"}
 
 
@@ -248,13 +259,17 @@ def _shrink(image: Image.Image, side: int) -> Image.Image:
     return image
 
 
-def _gray_and_alpha(image: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Luminance in 0..1 and, for images with transparency, opacity in 0..1, at working size."""
+def _gray_and_alpha(
+    image: Image.Image, side: int
+) -> tuple[np.ndarray, np.ndarray | None, Image.Image | None]:
+    """Luminance in 0..1 and, for images with transparency, opacity in 0..1, at working size;
+    and, for an opaque colour image, the image in RGB(A) (whose colours may tell ink from
+    paper better than their brightness: `_colour_contrast`)."""
     if image.mode in _HIGH_BIT_MODES:
         values = np.asarray(image, dtype=np.float32)
         low, high = float(values.min()), float(values.max())
         gray = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        return np.asarray(_shrink(Image.fromarray(gray, "F"), side)), None
+        return np.asarray(_shrink(Image.fromarray(gray, "F"), side)), None, None
     if image.mode == "P" or "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode not in _ALPHA_MODES.keys() | {"L", "RGB"}:
@@ -264,13 +279,11 @@ def _gray_and_alpha(image: Image.Image, side: int) -> tuple[np.ndarray, np.ndarr
             image = image.convert(_ALPHA_MODES[image.mode])
         alpha = image.getchannel("A")
         if alpha.getextrema() != (255, 255):
-            return _luminance_and_alpha(image, alpha, side)
+            return *_luminance_and_alpha(image, alpha, side), None
     # no transparency: an opaque RGBA is read as its RGB (the same luminance), made RGB only
     # if its colours are looked at
     gray = np.asarray(_shrink(image.convert("L"), side), dtype=np.float32) / 255.0
-    if image.mode in ("RGB", "RGBA"):
-        gray = _colour_contrast(gray, image, side)
-    return gray, None
+    return gray, None, image if image.mode in ("RGB", "RGBA") else None
 
 
 def _luminance_and_alpha(
@@ -295,16 +308,21 @@ def _luminance_and_alpha(
     return gray, opacity / 255.0
 
 
-def _colour_contrast(gray: np.ndarray, image: Image.Image, side: int) -> np.ndarray:
+def _colour_contrast(
+    gray: np.ndarray, image: Image.Image | None, side: int, region: Region = (slice(None),) * 2
+) -> np.ndarray:
     """Where ink differs from the paper by its colour more than by its brightness (yellow on
     light blue, red on green), a grey image that shows that difference: 1 on the paper's
-    colour, darker with distance from it. Otherwise the luminance, as it is."""
+    colour, darker with distance from it. Otherwise the luminance, as it is. `gray` is the
+    luminance of `region` of the image (shrunk to `side`); no image: no colours to look at."""
+    if image is None:
+        return gray
     step = max(1, max(gray.shape) // 96)  # decided on a sample: most images keep luminance
     by_brightness = _quantile(np.abs(gray[::step, ::step] - _median(_border(gray))), 0.99)
     if by_brightness >= MIN_CONTRAST * 2:
         return gray  # the colours are only looked at when brightness tells too little
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    colour = np.asarray(_shrink(rgb, side), dtype=np.float32) / 255.0
+    colour = np.asarray(_shrink(rgb, side), dtype=np.float32)[region] / 255.0
     paper = np.median(_border(colour), axis=0)
     by_colour = _quantile(_distance(colour[::step, ::step], paper), 0.99)
     if by_colour <= 2 * by_brightness:
@@ -323,7 +341,7 @@ def ink_map(image: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
 
     Raises NoDigitFound when nothing stands out from the background.
     """
-    gray, alpha = _gray_and_alpha(image, side)
+    gray, alpha, colours = _gray_and_alpha(image, side)
     if alpha is not None and alpha.min() < 1.0:
         # Transparent pixels are background. Composite onto the colour that contrasts with the
         # visible strokes: dark strokes (a canvas drawing) go onto white, light onto black.
@@ -333,6 +351,20 @@ def ink_map(image: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
         backdrop = 1.0 if float(np.mean(gray[opaque])) < 0.5 else 0.0
         gray = alpha * gray + (1.0 - alpha) * backdrop
 
+    lossy = bool(image.info.get("lossy"))
+    picture = _picture_in_frame(gray)
+    if picture is not None:
+        try:
+            ink = np.zeros(gray.shape, dtype=np.float32)
+            ink[picture] = _ink(_colour_contrast(gray[picture], colours, side, picture), lossy)
+            return ink
+        except NoDigitFound:
+            pass  # nothing in it stands out: read the image whole, as it is
+    return _ink(_colour_contrast(gray, colours, side), lossy)
+
+
+def _ink(gray: np.ndarray, lossy: bool) -> np.ndarray:
+    """`ink_map` of an opaque grey image: ink 1, paper 0 (NoDigitFound if nothing stands out)."""
     # Polarity: the border is background. Light border, dark ink: invert.
     if _dark_ink(gray):
         # Dark ink on light paper. Light multiplies reflectance, so ink darkness is measured
@@ -359,9 +391,97 @@ def ink_map(image: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
     # as certain as a black one; on paper, ink must stand well above the paper's grain.
     if high - low < float(np.clip(NOISE_MARGIN * spread, FAINTEST, MIN_CONTRAST)):
         raise NoDigitFound(NO_DIGIT)
-    if image.info.get("lossy"):
+    if lossy:
         low = max(low, LOSSY_FLOOR * high)
     return np.clip((ink - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def _picture_in_frame(gray: np.ndarray) -> Region | None:
+    """Where the picture is, when the upload is a picture set in a frame (a page around a
+    drawing, black bars around a photo in a screenshot, a scanner's dark edge): bands of one
+    even level along its sides, the picture's own paper of another level. The frame is told by
+    the straight line along which at least one band meets the picture, the picture's corners
+    not of the frame's level; a band of the same level on another side is frame too, where a
+    digit runs into the picture's edge. None when there is no such frame: a margin of the
+    paper the digit is written on meets the digit in a few strokes, and a box drawn on the
+    paper holds that same paper.
+
+    Left in, a frame takes the part of the paper (the border decides the ink's polarity and
+    the paper's level), and the picture's whole paper is read as ink."""
+    height, width = gray.shape
+    if min(height, width) < 3 * FRAME_SMALLEST:
+        return None
+    step = max(1, max(height, width) // 128)  # bands are looked for on a sample of each line
+    rows, columns = gray[:, ::step], gray[::step, :]
+    row_range = rows.min(axis=1), rows.max(axis=1)
+    column_range = columns.min(axis=0), columns.max(axis=0)
+    sides = {  # each side's lines' lowest and highest levels, from the edge inwards
+        "top": row_range,
+        "bottom": (row_range[0][::-1], row_range[1][::-1]),
+        "left": column_range,
+        "right": (column_range[0][::-1], column_range[1][::-1]),
+    }
+    depths, levels = {}, {}
+    for side, (lowest, highest) in sides.items():
+        level = (float(lowest[0]) + float(highest[0])) / 2
+        even = (highest - level <= FRAME_EVEN) & (level - lowest <= FRAME_EVEN)
+        depth = int(np.argmin(even)) if not even.all() else len(even)
+        if depth and len(even) - depth >= FRAME_SMALLEST:
+            depths[side], levels[side] = depth, level
+    if not depths:
+        return None
+    top, bottom = depths.get("top", 0), height - depths.get("bottom", 0)
+    left, right = depths.get("left", 0), width - depths.get("right", 0)
+    if bottom - top < FRAME_SMALLEST or right - left < FRAME_SMALLEST:
+        return None
+
+    def off(side: str, depth: int, by: float) -> float:
+        """The share of the line `depth` in from the side (between the other sides' bands)
+        that stands more than `by` off its band's level."""
+        if side in ("top", "bottom"):
+            line = gray[depth if side == "top" else height - 1 - depth, left:right]
+        else:
+            line = gray[top:bottom, depth if side == "left" else width - 1 - depth]
+        return float(np.mean(np.abs(line - levels[side]) > by))
+
+    def met(side: str, depth: int) -> bool:
+        return off(side, depth, FRAME_EVEN) >= FRAME_MET
+
+    # A JPEG's blocks ring where the frame meets the picture: the band's even lines may end a
+    # few short of the picture, which then starts at the first line that stands off the band's
+    # level along all of it, past lines that stay near that level (ringing, not ink).
+    lines = {"top": height, "bottom": height, "left": width, "right": width}
+    for side, depth in depths.items():
+        for line in range(depth, min(depth + FRAME_RINGING, lines[side] // 2)):
+            if met(side, line):
+                depths[side] = line
+                break
+            if off(side, line, FRAME_CONTRAST) > 1 - FRAME_MET:
+                break  # more than ringing: the picture, or a digit on the frame's own paper
+    top, bottom = depths.get("top", 0), height - depths.get("bottom", 0)
+    left, right = depths.get("left", 0), width - depths.get("right", 0)
+    paper = _median(gray[top:bottom:step, left:right:step])
+    corners = gray[[top, top, bottom - 1, bottom - 1], [left, right - 1, left, right - 1]]
+    apart = {side: level for side, level in levels.items() if abs(paper - level) >= FRAME_CONTRAST}
+    straight = [
+        level
+        for side, level in apart.items()
+        if met(side, depths[side]) and np.all(np.abs(corners - level) > FRAME_EVEN)
+    ]
+    framed = {
+        side
+        for side, level in apart.items()
+        if any(abs(level - other) <= FRAME_EVEN for other in straight)
+    }
+    if not framed:
+        return None
+    # where the picture meets its frame, a line of pixels may mix the two (resampling, a
+    # JPEG's ringing): the picture starts past it
+    top = top + FRAME_INSET if "top" in framed else 0
+    bottom = bottom - FRAME_INSET if "bottom" in framed else height
+    left = left + FRAME_INSET if "left" in framed else 0
+    right = right - FRAME_INSET if "right" in framed else width
+    return slice(top, bottom), slice(left, right)
 
 
 def stroke_core(ink: np.ndarray) -> float:

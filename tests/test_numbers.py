@@ -769,6 +769,28 @@ def test_boxes_are_in_the_upload_s_own_pixels_after_exif_orientation(
     assert second.x + second.width <= upright.width and first.y + first.height <= upright.height
 
 
+def test_a_number_on_a_dark_canvas_in_a_screenshot_is_read_with_its_boxes(
+    trained: model.DigitModel, sure: dict[int, np.ndarray]
+) -> None:
+    """A screenshot of a dark drawing app: a number in white strokes on its black canvas, the
+    app's white page around it. The number is read from the canvas, its boxes in the
+    screenshot's own pixels."""
+    ink = styles.number(digits_of(sure, "2025"), np.random.default_rng(3), "apart")
+    canvas = Image.fromarray(ink).resize((ink.shape[1] * 6, ink.shape[0] * 6))
+    page = Image.new("L", (canvas.width + 160, canvas.height + 240), 255)
+    page.paste(canvas, (80, 140))
+    image = preprocessing.decode(png(np.asarray(page)), LIMIT, segmentation.SIDE)
+    reading = segmentation.read(image, trained.read_pieces, 20)
+    assert "".join(str(d) for d in reading.probabilities.argmax(axis=1)) == "2025"
+    columns = np.flatnonzero((ink > 127).any(axis=0))
+    rows = np.flatnonzero((ink > 127).any(axis=1))
+    first, *_, last = reading.boxes
+    # the canvas's ink, 6x, 80 px from the page's left edge and 140 from its top (to a pixel
+    # of the ink: the upload is blurred by its resizing)
+    assert abs(first.x - (80 + columns[0] * 6)) <= 6 and abs(first.y - (140 + rows[0] * 6)) <= 12
+    assert abs(last.x + last.width - (80 + (columns[-1] + 1) * 6)) <= 6
+
+
 def test_too_many_digits_and_none(trained: model.DigitModel, sure: dict[int, np.ndarray]) -> None:
     ink = styles.number(digits_of(sure, "12345"), np.random.default_rng(6), "apart")
     with pytest.raises(segmentation.TooManyDigits, match="more than 4 digits; send at most 4"):

@@ -197,7 +197,7 @@ def test_transparent_images_are_reduced_as_pillow_reduces_grey_and_alpha(
     image = Image.fromarray(pixels, "RGBA").convert(mode)
     assert pixels[..., 3].min() == 0 and pixels[..., 3].max() == 255 and pixels.shape[:2] == shape
 
-    gray, alpha = preprocessing._gray_and_alpha(image.convert(stored), 384)
+    gray, alpha, _ = preprocessing._gray_and_alpha(image.convert(stored), 384)
     assert alpha is not None
 
     reference = np.asarray(preprocessing._shrink(image.convert("LA").convert("La"), 384))
@@ -208,7 +208,7 @@ def test_transparent_images_are_reduced_as_pillow_reduces_grey_and_alpha(
     assert gray.min() >= 0 and gray.max() <= 1
 
     small = image.crop((0, 0, 384, 300))  # not reduced: luminance and opacity as they are
-    gray, alpha = preprocessing._gray_and_alpha(small.convert(stored), 384)
+    gray, alpha, _ = preprocessing._gray_and_alpha(small.convert(stored), 384)
     as_la = np.asarray(small.convert("LA")) / np.float32(255)
     assert alpha is not None and np.array_equal(alpha, as_la[..., 1])
     if stored == mode:
@@ -221,7 +221,9 @@ def test_transparent_images_are_reduced_as_pillow_reduces_grey_and_alpha(
     # black strokes on clear paper, as a canvas exports them: only the opacity is averaged
     black = np.zeros_like(pixels)
     black[..., 3] = pixels[..., 3]
-    gray, alpha = preprocessing._gray_and_alpha(Image.fromarray(black, "RGBA").convert(mode), 384)
+    gray, alpha, _ = preprocessing._gray_and_alpha(
+        Image.fromarray(black, "RGBA").convert(mode), 384
+    )
     assert alpha is not None and np.array_equal(alpha, reference[..., 1] / np.float32(255))
     assert gray.shape == alpha.shape and not gray.any()
 
@@ -315,6 +317,58 @@ def test_a_png_s_orientation_is_applied_wherever_it_keeps_it(where: str, digit: 
     turned = preprocessing.decode(encode(stored, "PNG", **TURNED_PNGS[where]()), LIMIT)
     assert turned.size == (height, width)
     assert turned.tobytes() == stored.transpose(Image.Transpose.ROTATE_270).tobytes()
+
+
+def test_a_picture_is_found_in_its_frame_where_a_stroke_runs_into_its_edge() -> None:
+    """A white picture in a black frame, a stroke running into its lower edge along most of
+    it: the band below is frame all the same, being of the level that meets the picture along
+    a straight line above and at the sides. The picture's outermost pixels are left out (they
+    may mix the two)."""
+    gray = np.zeros((100, 120), np.float32)
+    gray[20:80, 20:100] = 1.0
+    gray[60:80, 30:80] = 0.0
+    assert preprocessing._picture_in_frame(gray) == (slice(21, 79), slice(21, 99))
+
+
+def test_paper_around_a_digit_or_a_box_drawn_on_it_is_no_frame() -> None:
+    """The paper's margin meets a digit in a few strokes; a box drawn on the paper meets it
+    along straight lines, but holds the same paper."""
+    page = np.ones((100, 120), np.float32)
+    page[30:70, 50:58] = 0.0  # a 1
+    page[30:34, 44:58] = 0.0  # its flag
+    assert preprocessing._picture_in_frame(page) is None
+    page = np.ones((100, 120), np.float32)
+    page[20:80, 20:100] = 0.0
+    page[23:77, 23:97] = 1.0  # a box around a digit
+    page[35:65, 55:60] = 0.0
+    assert preprocessing._picture_in_frame(page) is None
+
+
+def test_a_picture_in_a_frame_saved_as_a_jpeg_is_found_past_its_ringing(
+    digit: np.ndarray,
+) -> None:
+    """A JPEG's blocks ring where a white frame meets a grey photo: the frame's even lines
+    end a few pixels short of the picture, which is found all the same, to a pixel."""
+    photo = np.full((200, 160), 150, np.uint8)
+    photo[30:170, 10:150] -= (styles._pen(digit, 5) * 120).astype(np.uint8)
+    page = np.full((300, 240), 255, np.uint8)
+    page[53:253, 37:197] = photo
+    data = encode(Image.fromarray(page), "JPEG", quality=75)
+    gray, _, _ = preprocessing._gray_and_alpha(preprocessing.decode(data, 50_000_000), 384)
+    rows, columns = preprocessing._picture_in_frame(gray)
+    assert abs(rows.start - 54) <= 1 and abs(rows.stop - 252) <= 1
+    assert abs(columns.start - 38) <= 1 and abs(columns.stop - 196) <= 1
+
+
+def test_a_bold_digit_filling_its_box_is_no_picture() -> None:
+    """A bold 0 drawn square, light on dark (as MNIST draws): its box's sides are mostly ink,
+    and so is most of the box, but its top begins with a shorter stroke, at the frame's level
+    at its ends: no picture, however far a JPEG's ringing is looked past."""
+    gray = np.zeros((28, 28), np.float32)
+    gray[4:24, 6:22] = 1.0
+    gray[9:19, 11:17] = 0.0  # its hole
+    gray[3, 8:20] = 1.0  # the top of its round
+    assert preprocessing._picture_in_frame(gray) is None
 
 
 def test_digit_is_centred_by_mass_in_a_20px_box(digit: np.ndarray) -> None:

@@ -151,6 +151,44 @@ def fading_band(digit: np.ndarray) -> Image.Image:
     return Image.fromarray(canvas)
 
 
+def framed(
+    picture: Image.Image,
+    colour: str | tuple[int, int, int],
+    left: int,
+    top: int,
+    right: int,
+    bottom: int,
+) -> Image.Image:
+    """The picture set in a frame of one colour: `left`, `top`, `right` and `bottom` px wide."""
+    page = Image.new("RGB", (left + picture.width + right, top + picture.height + bottom), colour)
+    page.paste(picture, (left, top))
+    return page
+
+
+def dark_canvas_on_a_page(digit: np.ndarray) -> Image.Image:
+    """A screenshot of a dark drawing app: white strokes on its black canvas, the white page
+    of the app around it."""
+    pen = Image.fromarray((styles._pen(digit, 10) * 255).astype(np.uint8)).convert("RGB")
+    return framed(framed(pen, "black", 30, 30, 30, 30), "white", 60, 90, 60, 120)
+
+
+def photo_between_bars(digit: np.ndarray) -> Image.Image:
+    """A screenshot of a phone's gallery: a photo of the digit on grey paper, lit from one
+    side, with black bars above and below it."""
+    ink = styles._pen(digit, 10)
+    light = np.linspace(200, 160, 340)[None, :]
+    pixels = np.full((340, 340), 1.0) * light
+    pixels[30:310, 30:310] -= ink * 120
+    noise = np.random.default_rng(0).normal(0, 3, pixels.shape)
+    photo = Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8)).convert("RGB")
+    return framed(photo, "black", 0, 160, 0, 160)
+
+
+def canvas_in_a_dark_window(digit: np.ndarray) -> Image.Image:
+    """A white canvas in an app's dark grey window."""
+    return framed(drawn(digit), (60, 60, 60), 40, 70, 40, 40)
+
+
 CLASSES = {
     "a badge in a corner": with_badge,
     "a lettered badge heavier than the digit": lettered_badge,
@@ -161,6 +199,9 @@ CLASSES = {
     "yellow on light blue": yellow_on_blue,
     "mid-grey paper": grey_paper,
     "strokes that fade in the middle": fading_band,
+    "a dark app's canvas in a white page": dark_canvas_on_a_page,
+    "a photo between black bars": photo_between_bars,
+    "a canvas in a dark window": canvas_in_a_dark_window,
 }
 
 
@@ -200,6 +241,7 @@ SHAPES = {  # the digit, and how a person paints it: styles MNIST's writers rare
             d.arc((80, 40, 320, 360), start=180, end=255, **BRUSH),
         ),
     ),
+    "a 1 painted as a solid bar": (1, lambda d: d.rectangle((130, 40, 170, 262), fill="black")),
     "a 7 with a bar": (
         7,
         lambda d: (
