@@ -355,7 +355,9 @@ def test_a_picture_in_a_frame_saved_as_a_jpeg_is_found_past_its_ringing(
     page[53:253, 37:197] = photo
     data = encode(Image.fromarray(page), "JPEG", quality=75)
     gray, _, _ = preprocessing._gray_and_alpha(preprocessing.decode(data, 50_000_000), 384)
-    rows, columns = preprocessing._picture_in_frame(gray)
+    picture = preprocessing._picture_in_frame(gray)
+    assert picture is not None
+    rows, columns = picture
     assert abs(rows.start - 54) <= 1 and abs(rows.stop - 252) <= 1
     assert abs(columns.start - 38) <= 1 and abs(columns.stop - 196) <= 1
 
