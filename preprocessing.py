@@ -54,10 +54,12 @@ FAINTEST = 0.02  # ...but never less than this: a stroke 5 grey levels from a fl
 MIN_INK_FRACTION = 0.0001  # ...and cover at least this share of the image (0.01%)
 MID_GREY = 0.15  # a border this close to mid-grey does not tell the ink's polarity by itself
 # A picture set in a frame (`_picture_in_frame`): the frame's bands are lines of pixels all
-# within FRAME_EVEN of one level, which meet the picture along a line at least FRAME_MET of
-# which stands off that level; the picture's paper at least FRAME_CONTRAST from it, and the
-# picture at least FRAME_SMALLEST px a side.
+# within FRAME_EVEN of one level, halfway across still within FRAME_DRIFT of it (not a slope:
+# a shadow across a page), which meet the picture along a line at least FRAME_MET of which
+# stands off that level; the picture's paper at least FRAME_CONTRAST from it, and the picture
+# at least FRAME_SMALLEST px a side.
 FRAME_EVEN = 0.04
+FRAME_DRIFT = 0.006  # (a JPEG's flat blocks decode to within a grey level or two)
 FRAME_MET = 0.9
 FRAME_CONTRAST = 0.15
 FRAME_SMALLEST = 8
@@ -426,7 +428,9 @@ def _picture_in_frame(gray: np.ndarray) -> Region | None:
         level = (float(lowest[0]) + float(highest[0])) / 2
         even = (highest - level <= FRAME_EVEN) & (level - lowest <= FRAME_EVEN)
         depth = int(np.argmin(even)) if not even.all() else len(even)
-        if depth and len(even) - depth >= FRAME_SMALLEST:
+        # a slope drifts halfway across its band already; a JPEG's ringing only at its end
+        drift = abs((lowest[depth // 2] + highest[depth // 2]) / 2 - level)
+        if depth and len(even) - depth >= FRAME_SMALLEST and drift <= FRAME_DRIFT:
             depths[side], levels[side] = depth, level
     if not depths:
         return None

@@ -344,6 +344,14 @@ def test_paper_around_a_digit_or_a_box_drawn_on_it_is_no_frame() -> None:
     assert preprocessing._picture_in_frame(page) is None
 
 
+def test_a_shadow_across_the_page_is_no_frame() -> None:
+    """A page lit from one side darkens across: its columns are even, each a little darker
+    than the one before, but no step parts a frame from a picture."""
+    page = np.tile(np.linspace(1.0, 0.45, 120, dtype=np.float32), (100, 1))
+    page[30:70, 50:58] = 0.0  # a 1
+    assert preprocessing._picture_in_frame(page) is None
+
+
 def test_a_picture_in_a_frame_saved_as_a_jpeg_is_found_past_its_ringing(
     digit: np.ndarray,
 ) -> None:
