@@ -59,7 +59,7 @@ MID_GREY = 0.15  # a border this close to mid-grey does not tell the ink's polar
 # stands off that level; the picture's paper at least FRAME_CONTRAST from it, and the picture
 # at least FRAME_SMALLEST px a side.
 FRAME_EVEN = 0.04
-FRAME_DRIFT = 0.006  # (a JPEG's flat blocks decode to within a grey level or two)
+FRAME_DRIFT = 0.006
 FRAME_MET = 0.9
 FRAME_CONTRAST = 0.15
 FRAME_SMALLEST = 8
@@ -354,7 +354,7 @@ def ink_map(image: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
         gray = alpha * gray + (1.0 - alpha) * backdrop
 
     lossy = bool(image.info.get("lossy"))
-    picture = _picture_in_frame(gray)
+    picture = _picture_in_frame(gray, lossy)
     if picture is not None:
         try:
             ink = np.zeros(gray.shape, dtype=np.float32)
@@ -398,7 +398,7 @@ def _ink(gray: np.ndarray, lossy: bool) -> np.ndarray:
     return np.clip((ink - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
-def _picture_in_frame(gray: np.ndarray) -> Region | None:
+def _picture_in_frame(gray: np.ndarray, lossy: bool = False) -> Region | None:
     """Where the picture is, when the upload is a picture set in a frame (a page around a
     drawing, black bars around a photo in a screenshot, a scanner's dark edge): bands of one
     even level along its sides, the picture's own paper of another level. The frame is told by
@@ -428,8 +428,9 @@ def _picture_in_frame(gray: np.ndarray) -> Region | None:
         level = (float(lowest[0]) + float(highest[0])) / 2
         even = (highest - level <= FRAME_EVEN) & (level - lowest <= FRAME_EVEN)
         depth = int(np.argmin(even)) if not even.all() else len(even)
-        # a slope drifts halfway across its band already; a JPEG's ringing only at its end
-        drift = abs((lowest[depth // 2] + highest[depth // 2]) / 2 - level)
+        # a slope drifts halfway across its band already (a JPEG's blocks ring over a narrow
+        # band, and its flat ones need not be even to a grey level: not asked of them)
+        drift = 0.0 if lossy else abs((lowest[depth // 2] + highest[depth // 2]) / 2 - level)
         if depth and len(even) - depth >= FRAME_SMALLEST and drift <= FRAME_DRIFT:
             depths[side], levels[side] = depth, level
     if not depths:
