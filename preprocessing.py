@@ -415,16 +415,20 @@ def _picture_in_frame(gray: np.ndarray, lossy: bool = False) -> Region | None:
         return None
     step = max(1, max(height, width) // 128)  # bands are looked for on a sample of each line
     rows, columns = gray[:, ::step], gray[::step, :]
-    row_range = rows.min(axis=1), rows.max(axis=1)
-    column_range = columns.min(axis=0), columns.max(axis=0)
-    sides = {  # each side's lines' lowest and highest levels, from the edge inwards
-        "top": row_range,
-        "bottom": (row_range[0][::-1], row_range[1][::-1]),
-        "left": column_range,
-        "right": (column_range[0][::-1], column_range[1][::-1]),
-    }
+    edges = {"top": rows[0], "bottom": rows[-1], "left": columns[:, 0], "right": columns[:, -1]}
+    even_edges = [side for side, line in edges.items() if np.ptp(line) <= 2 * FRAME_EVEN]
+    if not even_edges:  # (a photo: no side is one even line to begin with)
+        return None
+    ranges = {}  # each side's lines' lowest and highest levels, from the edge inwards
+    if {"top", "bottom"} & set(even_edges):
+        lowest, highest = rows.min(axis=1), rows.max(axis=1)
+        ranges["top"], ranges["bottom"] = (lowest, highest), (lowest[::-1], highest[::-1])
+    if {"left", "right"} & set(even_edges):
+        lowest, highest = columns.min(axis=0), columns.max(axis=0)
+        ranges["left"], ranges["right"] = (lowest, highest), (lowest[::-1], highest[::-1])
     depths, levels = {}, {}
-    for side, (lowest, highest) in sides.items():
+    for side in even_edges:
+        lowest, highest = ranges[side]
         level = (float(lowest[0]) + float(highest[0])) / 2
         even = (highest - level <= FRAME_EVEN) & (level - lowest <= FRAME_EVEN)
         depth = int(np.argmin(even)) if not even.all() else len(even)
