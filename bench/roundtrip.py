@@ -13,7 +13,12 @@ transparent):
 - set in a frame of another colour, as a screenshot shows it: a white page, a black border, a
   mid-grey window (each 15% of the width at the sides, 20% of the height above and below),
   black bars above and below it (a phone's gallery), white bars beside it; the first two
-  also saved as JPEGs (quality 75), whose blocks ring where the frame meets the picture.
+  also saved as JPEGs (quality 75), whose blocks ring where the frame meets the picture;
+- shrunk to a third (Lanczos, whose ringing leaves a faint halo around strokes), blurred out
+  of focus, saved as WebP at quality 50, cropped close to the ink;
+- written in blue on a yellow note;
+- photographed in less light: white paper at 60%, 45% and 30% of white, with the sensor's
+  noise, as JPEGs at quality 85.
 
 The uploads are a yardstick only: never trained on, no rule tuned to one of them. The
 transformations are fixed (seeded), so two runs on two versions of the code compare image for
@@ -32,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 import model
 import predictor
@@ -123,6 +128,67 @@ def off_centre(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return page
 
 
+def lit(brightness: float) -> Change:
+    """Photographed in less light: every level scaled by `brightness` (white paper comes out
+    grey), with the sensor's noise, saved as a JPEG at quality 85."""
+
+    def change(image: Image.Image, rng: np.random.Generator) -> bytes:
+        pixels = np.asarray(image, dtype=np.float32) * brightness
+        pixels += rng.normal(0, 4, pixels.shape)
+        return encoded(
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), "JPEG", quality=85
+        )
+
+    return change
+
+
+def third(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    scale = max(1 / 3, 28 / min(image.size))  # no smaller than MNIST's 28 px
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def blurred(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return image.filter(ImageFilter.GaussianBlur(max(1.0, max(image.size) / 150)))
+
+
+def webp(image: Image.Image, rng: np.random.Generator) -> bytes:
+    return encoded(image, "WEBP", quality=50)
+
+
+def cropped_close(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Cut to the ink (what stands 40 levels from the median) and a margin of 3% of the
+    image, at least 2 px."""
+    gray = np.asarray(image.convert("L"), dtype=np.int16)
+    paper = int(np.median(gray))
+    ink = np.abs(gray - paper) > 40
+    if not ink.any():
+        return image
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    margin = max(2, round(0.03 * max(image.size)))
+    return image.crop(
+        (
+            max(0, cols[0] - margin),
+            max(0, rows[0] - margin),
+            min(image.width, cols[-1] + 1 + margin),
+            min(image.height, rows[-1] + 1 + margin),
+        )
+    )
+
+
+def tinted(paper: tuple[int, int, int], pen: tuple[int, int, int]) -> Change:
+    """The page in the colour `paper`, the ink (its darkness) in the colour `pen`."""
+
+    def change(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+        gray = np.asarray(image.convert("L"), dtype=np.float32)[..., None] / 255
+        if np.median(gray) < 0.5:  # light ink on a dark ground: its ink is the light
+            gray = 1 - gray
+        pixels = np.array(paper) * gray + np.array(pen) * (1 - gray)
+        return Image.fromarray(pixels.astype(np.uint8))
+
+    return change
+
+
 CHANGES: dict[str, Change | None] = {
     "as uploaded": None,
     "JPEG, quality 40": jpeg,
@@ -145,6 +211,14 @@ CHANGES: dict[str, Change | None] = {
     "in a white page, JPEG 75": lambda image, rng: encoded(
         framed((255, 255, 255), True, True)(image, rng), "JPEG", quality=75
     ),
+    "a third the size": third,
+    "blurred": blurred,
+    "WebP, quality 50": webp,
+    "cropped close": cropped_close,
+    "blue pen on a yellow note": tinted((250, 235, 140), (30, 50, 170)),
+    "in dim light (white at 60%)": lit(0.6),
+    "in a dim room (white at 45%)": lit(0.45),
+    "in a dark room (white at 30%)": lit(0.3),
 }
 
 
