@@ -618,8 +618,11 @@ def _digit_only(ink: np.ndarray, offset: tuple[int, int] = (0, 0)) -> tuple[np.n
     if count == 1:  # one mark: it is the digit
         return np.where(mask, ink, 0.0).astype(np.float32), 1
     if heavy.sum() > 1:
-        lettering = lettering_marks(labels, heavy)
-        if lettering.any() and (heavy & ~lettering).any():
+        holed, badges = _lettering(labels, heavy)
+        # a badge is never a digit; a mark of many holes may be one (an 8 with a third loop)
+        lettering = badges & (heavy & ~badges).any()
+        lettering |= holed & (heavy & ~holed & ~badges).any()
+        if lettering.any():
             mask &= ~np.concatenate([[False], lettering])[labels]
             ink = np.where(mask, ink, 0.0).astype(np.float32)
             labels, count, masses, heavy = _marks(ink, mask)
@@ -644,15 +647,34 @@ def _digit_only(ink: np.ndarray, offset: tuple[int, int] = (0, 0)) -> tuple[np.n
 
 
 def lettering_marks(labels: np.ndarray, heavy: np.ndarray) -> np.ndarray:
-    """Which marks are heavy and enclose more holes than a digit has. Only a mark with more
-    holes of any size (`_hole_counts`, all marks at once) has its holes measured (`_holes`)."""
-    lettering = np.zeros(len(heavy), dtype=bool)
+    """Which marks are heavy and lettering (`_lettering`): pierced by holes or badges."""
+    holed, badges = _lettering(labels, heavy)
+    return holed | badges
+
+
+def _lettering(labels: np.ndarray, heavy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which marks are heavy and enclose more holes than a digit has, and which of those are
+    solid besides: a badge with an app's name knocked out of it, though it be shrunk until its
+    letters' counters are a pixel or two (a digit's strokes never fill their box so:
+    `_require_digit_like`). Only a mark with more holes of any size (`_hole_counts`, all marks
+    at once) has its holes measured (`_holes`)."""
+    holed = np.zeros(len(heavy), dtype=bool)
+    badges = np.zeros(len(heavy), dtype=bool)
     suspects = np.flatnonzero(heavy & (_hole_counts(labels, len(heavy)) > MAX_HOLES))
     if suspects.size:
         boxes = ndimage.find_objects(labels)
         for i in suspects:
-            lettering[i] = _holes(labels[boxes[i]] == i + 1) > MAX_HOLES
-    return lettering
+            mark = labels[boxes[i]] == i + 1
+            badges[i] = _badge(mark)
+            holed[i] = not badges[i] and _holes(mark) > MAX_HOLES
+    return holed, badges
+
+
+def _badge(mark: np.ndarray) -> bool:
+    """Whether a mark fills its box as no digit's strokes do (MAX_SOLIDITY), and is not a
+    "1" painted as a bar (MAX_BLOB_ASPECT times taller than wide)."""
+    height, width = mark.shape
+    return bool(mark.mean() > MAX_SOLIDITY) and height < MAX_BLOB_ASPECT * width
 
 
 def _hole_counts(labels: np.ndarray, count: int) -> np.ndarray:

@@ -114,6 +114,19 @@ def lettered_badge(digit: np.ndarray) -> Image.Image:
     return canvas
 
 
+def shrunk_lettered_badge(digit: np.ndarray) -> Image.Image:
+    """A lettered badge nearer the digit, the screenshot then shrunk to half: the badge's
+    letters' counters close to a pixel or two, too small to be measured as lettering's holes,
+    and the badge is nearer the digit than half its size (where a heavy mark is a piece of a
+    digit, preprocessing.JOIN_MARGIN)."""
+    canvas = Image.new("RGB", (420, 420), "white")
+    canvas.paste(drawn(digit), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    draw.rounded_rectangle((280, 340, 410, 390), radius=8, fill=(232, 30, 120))
+    draw.text((288, 350), "Paint X lite", fill="white", font_size=22)
+    return canvas.resize((210, 210), Image.Resampling.LANCZOS)
+
+
 def edge_dots(digit: np.ndarray) -> Image.Image:
     """Faint grid marks: a row of small grey dots along every edge of the frame."""
     canvas = drawn(digit)
@@ -192,6 +205,7 @@ def canvas_in_a_dark_window(digit: np.ndarray) -> Image.Image:
 CLASSES = {
     "a badge in a corner": with_badge,
     "a lettered badge heavier than the digit": lettered_badge,
+    "a lettered badge in a shrunk screenshot": shrunk_lettered_badge,
     "a grid and tick labels": under_a_grid,
     "dots along the edges": edge_dots,
     "faint grey strokes": faint_grey,
