@@ -52,7 +52,10 @@ MIN_CONTRAST = 0.08  # ink must stand this far (0..1) above the paper's noise to
 NOISE_MARGIN = 8  # ...or, on a cleaner background, 8 times the background's noise...
 FAINTEST = 0.02  # ...but never less than this: a stroke 5 grey levels from a flat background
 MIN_INK_FRACTION = 0.0001  # ...and cover at least this share of the image (0.01%)
-MID_GREY = 0.15  # a border this close to mid-grey does not tell the ink's polarity by itself
+MID_GREY = 0.15  # a border this close to mid-grey does not tell the ink's polarity by itself...
+POLARITY_SAMPLE = 256  # ...the image's extremes do, in a sample this many px along its longer side
+POLARITY_TAIL = 0.0002  # ...its darkest and lightest 0.02%
+DIM_PAPER = 2.0  # on a dark border, ink darker than it must reach twice as far as the lighter
 # A picture set in a frame (`_picture_in_frame`): the frame's bands are lines of pixels all
 # within FRAME_EVEN of one level, halfway across still within FRAME_DRIFT of it (not a slope:
 # a shadow across a page), which meet the picture along a line at least FRAME_MET of which
@@ -502,14 +505,23 @@ def stroke_core(ink: np.ndarray) -> float:
 
 def _dark_ink(gray: np.ndarray) -> bool:
     """Whether the ink is darker than the paper. A clearly light border is paper under dark
-    ink, a clearly dark one a ground under light ink; on a mid-grey page (brown card, a photo
-    in dim light) the ink is whichever extreme lies farther from the border's level."""
+    ink (a photo's glare is no ink). Otherwise the ink is the extreme of the image that lies
+    farther from the border's level: on a mid-grey page (brown card, a photo in dim light)
+    either; on a dark border the darker only where it reaches DIM_PAPER times as far, and
+    FAINTEST at least (white paper photographed in a dim room, where a chalkboard's or a dark
+    canvas's light strokes stand far above their ground, and a black picture's noise is no
+    ink). The extremes are the darkest and lightest POLARITY_TAIL of a sample: a small
+    digit on a photo covers a fraction of a percent."""
     paper = _median(_border(gray))
-    if abs(paper - 0.5) >= MID_GREY:
-        return paper > 0.5
-    step = max(1, max(gray.shape) // 128)
+    if paper >= 0.5 + MID_GREY:
+        return True
+    step = max(1, max(gray.shape) // POLARITY_SAMPLE)
     sample = gray[::step, ::step]
-    return paper - _quantile(sample, 0.005) > _quantile(sample, 0.995) - paper
+    darker = paper - _quantile(sample, POLARITY_TAIL)
+    lighter = _quantile(sample, 1.0 - POLARITY_TAIL) - paper
+    if paper > 0.5 - MID_GREY:
+        return darker > lighter
+    return darker > max(DIM_PAPER * lighter, FAINTEST)
 
 
 def _background(ink: np.ndarray) -> np.ndarray:

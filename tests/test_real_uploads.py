@@ -6,11 +6,13 @@ paint that MNIST's writers rarely did. Each must read as the digit itself."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 import dataset
 import model
@@ -154,6 +156,48 @@ def grey_paper(digit: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8)).convert("RGB")
 
 
+def through_jpeg(image: Image.Image) -> Image.Image:
+    """The image as a phone saves it: a JPEG at quality 85, its blocks and ringing kept."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return Image.open(buffer)
+
+
+def in_a_dim_room(digit: np.ndarray) -> Image.Image:
+    """A pen's digit on white paper photographed in a dim room: the page comes out dark grey
+    (a third of white), the ink a little darker, and the sensor's noise saved as a JPEG. A
+    dark border is no chalkboard's here: nothing on it is lighter than the page."""
+    ink = styles._pen(digit, 10)
+    pixels = np.full((340, 340), 80.0)
+    pixels[30:310, 30:310] -= ink * 70
+    pixels += np.random.default_rng(0).normal(0, 4, pixels.shape)
+    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("RGB")
+    return through_jpeg(photo)
+
+
+def chalk_on_a_blackboard(digit: np.ndarray) -> Image.Image:
+    """Chalk on a dark green board, photographed: a dark border under light strokes, whose
+    wiped-off chalk leaves the board uneven and a little lighter in places."""
+    rng = np.random.default_rng(0)
+    smudges = ndimage.gaussian_filter(rng.normal(0, 240, (340, 340)), 20)  # a few levels
+    board = np.array([40.0, 70.0, 55.0]) + smudges[..., None]
+    chalk = styles._pen(digit, 10)[..., None] * 0.85
+    board[30:310, 30:310] = board[30:310, 30:310] * (1 - chalk) + 225 * chalk
+    board += rng.normal(0, 5, board.shape)
+    return through_jpeg(Image.fromarray(np.clip(board, 0, 255).astype(np.uint8)))
+
+
+def small_on_a_grey_photo(digit: np.ndarray) -> Image.Image:
+    """A small digit in a large photo of a page that came out mid-grey: the ink is
+    a fraction of a percent of the picture, too little for the extremes of a coarse sample to
+    tell whether it is darker or lighter than the page."""
+    pixels = np.full((900, 1600), 150.0)
+    pixels[380:520, 730:870] -= styles._pen(digit, 5) * 110
+    pixels += np.random.default_rng(0).normal(0, 4, pixels.shape)
+    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("RGB")
+    return through_jpeg(photo)
+
+
 def fading_band(digit: np.ndarray) -> Image.Image:
     """A pen that skips: across the middle of the digit its strokes are four times fainter
     (the bar of a 4, the waist of an 8)."""
@@ -212,6 +256,9 @@ CLASSES = {
     "faint 1-px pencil": faint_pencil,
     "yellow on light blue": yellow_on_blue,
     "mid-grey paper": grey_paper,
+    "a page photographed in a dim room": in_a_dim_room,
+    "a small digit on a mid-grey photo": small_on_a_grey_photo,
+    "chalk on a blackboard": chalk_on_a_blackboard,
     "strokes that fade in the middle": fading_band,
     "a dark app's canvas in a white page": dark_canvas_on_a_page,
     "a photo between black bars": photo_between_bars,
