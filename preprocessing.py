@@ -124,8 +124,8 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
     Only the formats in FORMATS are decoded, told by their content, not their name: Pillow
     reads dozens more, some of which trust sizes their headers claim (an ICNS file of 241 kB
     once asked for 16 GB). `info["lossy"]` tells whether the pixels carry compression
-    artefacts (JPEG); `info["full_size"]` is the upload's size in its own pixels, upright
-    (a JPEG may be decoded smaller: at least `side` on its longer side).
+    artefacts (JPEG, lossy WebP); `info["full_size"]` is the upload's size in its own pixels,
+    upright (a JPEG may be decoded smaller: at least `side` on its longer side).
     """
     if not data:
         raise EmptyUpload("The uploaded file is empty.")
@@ -146,8 +146,8 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
         )
     if width == 0 or height == 0:
         raise InvalidImage("The image has no pixels.")
-    lossy = image.format == "JPEG"
-    if lossy:
+    lossy = image.format == "JPEG" or (image.format == "WEBP" and _lossy_webp(data))
+    if image.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers the working
         # size: a 12-megapixel photo then costs a fraction of a full decode.
         image.draft(None, (side, side))
@@ -163,6 +163,23 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
     image.info["lossy"] = lossy
     image.info["full_size"] = (height, width) if turned else (width, height)
     return image
+
+
+def _lossy_webp(data: bytes) -> bool:
+    """Whether a WebP file's picture is compressed lossily: a "VP8 " chunk (lossless is
+    "VP8L"), at the top level or in an animation's first frame (RIFF chunks: a FourCC, a
+    little-endian size, the data padded to an even length; a frame's own chunks follow 16
+    bytes of its header)."""
+    at, end = 12, len(data)  # after "RIFF", the file's size and "WEBP"
+    while at + 8 <= end:
+        kind, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8 "
+        if kind == b"ANMF":
+            at, end = at + 8 + 16, min(end, at + 8 + size)  # into the first frame
+            continue
+        at += 8 + size + (size & 1)
+    return False
 
 
 def _loaded(image: Image.Image, data: bytes) -> Image.Image:

@@ -277,6 +277,42 @@ def test_pngs_decode_to_pillow_s_own_pixels(kind: str, digit: np.ndarray) -> Non
     assert isinstance(ours, PngImagePlugin.PngImageFile) is not by_libspng
 
 
+WEBP_KINDS: dict[str, tuple[dict[str, Any], bool]] = {
+    # name: (how it is saved, whether its pixels carry a lossy codec's ringing)
+    "lossy": ({"quality": 50}, True),
+    "lossless": ({"lossless": True}, False),
+    "lossy, with alpha": ({"quality": 50, "mode": "RGBA"}, True),
+    "lossless, with alpha": ({"lossless": True, "mode": "RGBA"}, False),
+    "lossy, animated": ({"quality": 50, "frames": 2}, True),
+    "lossless, animated": ({"lossless": True, "frames": 2}, False),
+}
+
+
+@pytest.mark.parametrize("kind", WEBP_KINDS)
+def test_a_webp_is_lossy_when_its_picture_is(kind: str, digit: np.ndarray) -> None:
+    """A WebP's picture is a "VP8 " chunk when lossy, "VP8L" when not, also behind the
+    extended header of one with alpha and inside an animation's frames."""
+    options, lossy = WEBP_KINDS[kind]
+    options = dict(options)
+    image = _drawn_in(str(options.pop("mode", "RGB")), digit)
+    frames = int(options.pop("frames", 1))
+    more = [image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)] * (frames - 1)
+    data = encode(image, "WEBP", save_all=frames > 1, append_images=more, **options)
+    assert preprocessing.decode(data, LIMIT).info["lossy"] is lossy
+
+
+def test_a_lossy_webp_s_ringing_is_no_ink(digit: np.ndarray) -> None:
+    """A drawing saved as a lossy WebP (quality 50, as a browser's canvas may export it): its
+    blocks ring around the strokes as a JPEG's do, specks a grey level or two off the page,
+    which on a flawless page would be ink. The ink map holds the strokes alone, one mark."""
+    drawing = large_dark_on_light(digit)
+    strokes = ndimage.binary_dilation(drawing < 250, iterations=3)
+    data = encode(Image.fromarray(drawing).convert("RGB"), "WEBP", quality=50)
+    ink = preprocessing.ink_map(preprocessing.decode(data, LIMIT), max(drawing.shape)) > 0
+    assert ink.any() and not ink[~strokes].any()
+    assert ndimage.label(ink, np.ones((3, 3)))[1] == 1
+
+
 def _exif_turning() -> Image.Exif:
     exif = Image.Exif()
     exif[preprocessing.EXIF_ORIENTATION] = 6  # "rotate 90 degrees clockwise to display"
