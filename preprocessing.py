@@ -463,6 +463,11 @@ def _picture_in_frame(gray: np.ndarray, lossy: bool = False) -> Region | None:
     left, right = depths.get("left", 0), width - depths.get("right", 0)
     if bottom - top < FRAME_SMALLEST or right - left < FRAME_SMALLEST:
         return None
+    # no band anywhere near another level than the paper inside (a canvas, a page: bands of
+    # their own paper), then no frame, whatever the look past a JPEG's ringing below finds
+    inside = _median(gray[top:bottom:step, left:right:step])
+    if all(abs(inside - level) < FRAME_CONTRAST / 2 for level in levels.values()):
+        return None
 
     def off(side: str, depth: int, by: float) -> float:
         """The share of the line `depth` in from the side (between the other sides' bands)
