@@ -26,8 +26,9 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import numpy as np
+import pillow_heif
 import pyspng
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import AvifImagePlugin, Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from errors import (
@@ -90,9 +91,17 @@ FAINT_STROKE = 0.2  # fainter parts of a stroke down to this level continue it (
 STROKE_RANGE = (2.4, 3.0)  # ...with strokes this wide (px at 20 px); MNIST's median is 2.69
 
 NOT_AN_IMAGE = "File provided is not an image."
-# The formats served (Pillow's names), recognised by content. README lists the same.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
-FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"
+# The formats served (Pillow's names), recognised by content. README lists the same. AVIF is
+# tried before HEIF: a file of the generic brand "mif1" may be either, and libavif refuses a
+# HEVC picture at once, where libheif (built without an AV1 decoder) would fail only on its pixels.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "AVIF", "HEIF")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP, TIFF, AVIF or HEIC"
+# the formats whose pictures are always compressed lossily (a WebP is told by its chunks); a
+# lossless AVIF or HEIC exists but is rare, and its faintest greys taken for no ink cost little
+_LOSSY_FORMATS = {"JPEG", "AVIF", "HEIF"}
+# the brands an ISO media file names itself by when it holds an AVIF or a HEIF picture
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 NO_DIGIT = "No digit found in the image."
 
 # decode() checks every image's pixel count against the configured limit before a single pixel
@@ -101,6 +110,14 @@ Image.MAX_IMAGE_PIXELS = None
 # Every format plugin now, not at the first upload: the prediction processes' fork server
 # imports this module, so each of them starts with the plugins (and their libraries) loaded.
 Image.init()
+# HEIC, what iPhones photograph in (and many Android phones can), read by libheif through
+# pillow-heif: the primary picture only, none of the thumbnails, depth maps or other auxiliary
+# pictures a phone stores beside it. Both it and AVIF (Pillow's own libavif) decode on one
+# thread, as BLAS runs in the prediction processes: there is a process for every core already.
+pillow_heif.register_heif_opener(
+    thumbnails=False, depth_images=False, aux_images=False, decode_threads=1
+)
+AvifImagePlugin.DEFAULT_MAX_THREADS = 1
 
 EXIF_ORIENTATION = 0x0112
 TURNING = {5, 6, 7, 8}  # the orientations that swap width and height
@@ -124,8 +141,8 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
     Only the formats in FORMATS are decoded, told by their content, not their name: Pillow
     reads dozens more, some of which trust sizes their headers claim (an ICNS file of 241 kB
     once asked for 16 GB). `info["lossy"]` tells whether the pixels carry compression
-    artefacts (JPEG, lossy WebP); `info["full_size"]` is the upload's size in its own pixels,
-    upright (a JPEG may be decoded smaller: at least `side` on its longer side).
+    artefacts (JPEG, lossy WebP, AVIF, HEIC); `info["full_size"]` is the upload's size in its
+    own pixels, upright (a JPEG may be decoded smaller: at least `side` on its longer side).
     """
     if not data:
         raise EmptyUpload("The uploaded file is empty.")
@@ -137,7 +154,7 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise InvalidImage(_not_supported(data)) from exc
     except Exception as exc:  # a decoder knew the format, and refused this variant of it
-        raise InvalidImage(f"The image cannot be read ({exc}).") from exc
+        raise InvalidImage(f"The image cannot be read ({_said(exc)}).") from exc
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLarge(
@@ -146,7 +163,7 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
         )
     if width == 0 or height == 0:
         raise InvalidImage("The image has no pixels.")
-    lossy = image.format == "JPEG" or (image.format == "WEBP" and _lossy_webp(data))
+    lossy = image.format in _LOSSY_FORMATS or (image.format == "WEBP" and _lossy_webp(data))
     if image.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers the working
         # size: a 12-megapixel photo then costs a fraction of a full decode.
@@ -159,10 +176,15 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
         raise
     except Exception as exc:  # each decoder fails in its own way (OSError, ValueError,
         # NotImplementedError for variants it does not know, ...): all mean the same to a user
-        raise InvalidImage(f"The image is truncated or corrupt ({exc}).") from exc
+        raise InvalidImage(f"The image is truncated or corrupt ({_said(exc)}).") from exc
     image.info["lossy"] = lossy
     image.info["full_size"] = (height, width) if turned else (width, height)
     return image
+
+
+def _said(error: Exception) -> str:
+    """What a decoder's error says, on one line (libheif ends its messages with a newline)."""
+    return " ".join(str(error).split())
 
 
 def _lossy_webp(data: bytes) -> bool:
@@ -215,13 +237,32 @@ def _loaded(image: Image.Image, data: bytes) -> Image.Image:
 
 
 def _not_supported(data: bytes) -> str:
-    """Why an upload is refused: not an image at all, or an image of a format not served."""
+    """Why an upload is refused: not an image at all, an image of a format not served, or a
+    HEIC or AVIF whose container cannot be read (their decoders read it whole to open it, so a
+    file cut short is not known for one of them by its first bytes, as other formats are)."""
+    if brand := _heif_brand(data):
+        return f"The image is truncated or corrupt (its {brand} container cannot be read)."
     try:
         with Image.open(io.BytesIO(data)) as other:  # header only, never decoded
             kind = other.format
     except Exception:
         return NOT_AN_IMAGE
     return f"{kind} images are not supported; send {FORMAT_NAMES}."
+
+
+def _heif_brand(data: bytes) -> str | None:
+    """'AVIF' or 'HEIC' where the file opens as an ISO media file (a "ftyp" box first) that
+    names one of their brands (its major brand, then the compatible ones, 4 bytes each after
+    the minor version), else None."""
+    if data[4:8] != b"ftyp":
+        return None
+    end = min(int.from_bytes(data[:4], "big"), len(data), 64)
+    brands = {data[8:12]} | {data[at : at + 4] for at in range(16, end - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    if brands & _HEIF_BRANDS:
+        return "HEIC"
+    return None
 
 
 def prepare_many(

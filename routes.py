@@ -15,6 +15,7 @@ import schemas
 from accounts import presented_token
 from errors import PayloadTooLarge, ServiceError, StorageFull, human_size
 from predictor import NumberResult, Predictor, Result
+from preprocessing import FORMAT_NAMES
 
 router = APIRouter()
 
@@ -103,7 +104,7 @@ async def predict_mnist(
     file: Annotated[
         UploadFile,
         File(
-            description="An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF.",
+            description=f"An image of one digit: {FORMAT_NAMES}.",
             json_schema_extra=NOT_EMPTY,
         ),
     ],
@@ -149,8 +150,7 @@ async def predict_number(
     file: Annotated[
         UploadFile,
         File(
-            description="An image of one line of handwritten digits (a number): PNG, JPEG, "
-            "GIF, BMP, WebP or TIFF.",
+            description=f"An image of one line of handwritten digits (a number): {FORMAT_NAMES}.",
             json_schema_extra=NOT_EMPTY,
         ),
     ],

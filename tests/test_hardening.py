@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import png
 from errors import NoDigitFound
 
-FORMATS = "PNG, JPEG, GIF, BMP, WebP or TIFF."
+FORMATS = "PNG, JPEG, GIF, BMP, WebP, TIFF, AVIF or HEIC."
 GOOD = {"email": "ada@example.com", "password": "correct horse"}
 
 
@@ -157,7 +157,7 @@ def dds_unknown_variant() -> bytes:
     [
         (
             icns_claiming(1 << 15),
-            "ICNS images are not supported; send PNG, JPEG, GIF, BMP, WebP or TIFF.",
+            f"ICNS images are not supported; send {FORMATS}",
         ),
         (dds_unknown_variant(), "File provided is not an image."),
     ],
@@ -200,6 +200,48 @@ def test_a_truncated_tiff_is_a_400(client: TestClient) -> None:
     answer = client.post("/predict/mnist", files={"file": buffer.getvalue()[:-2000]})
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith("The image is truncated or corrupt")
+
+
+def phone_photo(fmt: str, digit: np.ndarray) -> bytes:
+    """A held-out digit drawn large in dark ink on a white page, saved as a phone saves it."""
+    page = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    page.convert("RGB").save(buffer, format=fmt, quality=80)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("HEIF", "HEIC"), ("AVIF", "AVIF")])
+def test_a_heic_or_avif_is_read_and_a_damaged_one_is_a_400_naming_it(
+    client: TestClient, holdout: Any, fmt: str, name: str
+) -> None:
+    data = phone_photo(fmt, holdout.images[1])
+    answer = client.post("/predict/mnist", files={"file": ("IMG_0001.heic", data)})
+    assert (answer.status_code, answer.json()["prediction"]) == (200, "3")
+    # cut short in its header (not known for an image by its first bytes alone), or in its
+    # picture (its decoder's own words, on one line)
+    answer = client.post("/predict/mnist", files={"file": data[:40]})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"detail": f"The image is truncated or corrupt (its {name} container cannot be read)."},
+    )
+    answer = client.post("/predict/mnist", files={"file": data[: len(data) // 2]})
+    assert answer.status_code == 400
+    detail = answer.json()["detail"]
+    assert detail.startswith("The image is truncated or corrupt (") and "\n" not in detail
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_a_heic_or_avif_claiming_too_many_pixels_is_refused_before_decoding(
+    client: TestClient, holdout: Any, fmt: str
+) -> None:
+    data = bytearray(phone_photo(fmt, holdout.images[1]))
+    size = data.find(b"ispe") + 8  # the picture's size: after the box's version and flags
+    struct.pack_into(">II", data, size, 9000, 9000)
+    answer = client.post("/predict/mnist", files={"file": bytes(data)})
+    assert (answer.status_code, answer.json()) == (
+        413,
+        {"detail": "Image is 9000x9000 pixels (81.0 megapixels); the limit is 50 megapixels."},
+    )
 
 
 def test_file_names_are_returned_as_sent_or_with_replacement_characters(

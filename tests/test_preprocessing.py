@@ -118,6 +118,8 @@ FORMATS = {
     "GIF": lambda d: encode(Image.fromarray(d), "GIF"),
     "TIFF": lambda d: encode(Image.fromarray(d), "TIFF"),
     "WebP lossless": lambda d: encode(as_rgb(d), "WEBP", lossless=True),
+    "HEIC": lambda d: encode(as_rgb(d), "HEIF", quality=90),
+    "AVIF": lambda d: encode(as_rgb(d), "AVIF", quality=90),
     "16-bit PNG": lambda d: encode(Image.fromarray(d.astype(np.uint16) * 257), "PNG"),
     "palette PNG": lambda d: encode(Image.fromarray(d).convert("P"), "PNG"),
     "grey+alpha PNG": lambda d: encode(
@@ -237,6 +239,26 @@ def test_exif_orientation_is_applied(digit: np.ndarray) -> None:
     turned = run(encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
     assert np.corrcoef(turned.ravel(), upright.ravel())[0, 1] > 0.97
     assert np.corrcoef(run(encode(stored, "JPEG", quality=95)).ravel(), upright.ravel())[0, 1] < 0.5
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_a_phone_s_heic_or_avif_is_turned_by_its_rotation_box(fmt: str, digit: np.ndarray) -> None:
+    """A phone stores its photo as the sensor saw it and an 'irot' box that turns it upright
+    (pillow-heif and Pillow write the EXIF orientation they are given as one): libheif turns a
+    HEIC as it decodes it, Pillow an AVIF by the orientation it reads from the box; either
+    way the upload is read upright, once, and is lossy."""
+    photo = Image.new("RGB", (360, 280), "white")  # the digit drawn large on a wider page
+    photo.paste(Image.fromarray(large_dark_on_light(digit)), (40, 0))
+    upright = run(encode(photo, "PNG"))
+    stored = photo.rotate(90, expand=True)  # 280x360, on its side
+    data = encode(stored, fmt, quality=90, exif=_exif_turning().tobytes())
+    assert b"irot" in data
+    image = preprocessing.decode(data, LIMIT)
+    assert (image.format, image.size, image.info["full_size"]) == (fmt, (360, 280), (360, 280))
+    assert image.info["lossy"]
+    assert np.corrcoef(run(data).ravel(), upright.ravel())[0, 1] > 0.97
+    unturned = run(encode(stored, fmt, quality=90))
+    assert np.corrcoef(unturned.ravel(), upright.ravel())[0, 1] < 0.5
 
 
 def _drawn_in(mode: str, digit: np.ndarray) -> Image.Image:
