@@ -18,7 +18,9 @@ transparent):
   of focus, saved as WebP at quality 50, cropped close to the ink;
 - written in blue on a yellow note;
 - photographed in less light: white paper at 60%, 45% and 30% of white, with the sensor's
-  noise, as JPEGs at quality 85.
+  noise, as JPEGs at quality 85;
+- stored as a phone stores a photo, HEIC (quality 50) on its side with the box that turns it
+  back; saved as AVIF (quality 50).
 
 The uploads are a yardstick only: never trained on, no rule tuned to one of them. The
 transformations are fixed (seeded), so two runs on two versions of the code compare image for
@@ -156,6 +158,19 @@ def webp(image: Image.Image, rng: np.random.Generator) -> bytes:
     return encoded(image, "WEBP", quality=50)
 
 
+def heic(image: Image.Image, rng: np.random.Generator) -> bytes:
+    """As a phone stores a photo: HEIC, the picture on its side and an 'irot' turning it back
+    (pillow-heif writes the EXIF orientation as one)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    turned = image.transpose(Image.Transpose.ROTATE_90)
+    return encoded(turned, "HEIF", quality=50, exif=exif.tobytes())
+
+
+def avif(image: Image.Image, rng: np.random.Generator) -> bytes:
+    return encoded(image, "AVIF", quality=50)
+
+
 def cropped_close(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Cut to the ink (what stands 40 levels from the median) and a margin of 3% of the
     image, at least 2 px."""
@@ -219,6 +234,8 @@ CHANGES: dict[str, Change | None] = {
     "in dim light (white at 60%)": lit(0.6),
     "in a dim room (white at 45%)": lit(0.45),
     "in a dark room (white at 30%)": lit(0.3),
+    "a phone's HEIC, turned by its 'irot'": heic,
+    "AVIF, quality 50": avif,
 }
 
 

@@ -1,0 +1,105 @@
+"""A phone's photo as the phone stores it: a 12-megapixel HEIC (iPhones, many Android phones),
+AVIF or JPEG, what each costs the service in-process and what it reads.
+
+    python -m bench.phone --model PATH [--count 20] [--rounds 3]
+
+Each of `--count` held-out digits is written on a sheet as a phone photographs it (4000x3000,
+about 900 px high, uneven light, sensor noise; `bench.load`'s phone photo) and stored on its
+side with the orientation that turns it upright, as a phone held upright does: a JPEG at
+quality 90 with its EXIF tag, a HEIC and an AVIF at quality 50 with an 'irot' box. Each file is
+read by `predictor.Reader.predict` (what POST /predict/mnist runs: decode, prepare, classify),
+BLAS on one thread as in the prediction processes; the formats take turns, file by file, round
+by round, so a change of the machine's pace touches all alike. The table gives the median file
+size, the median over files of each file's best time, and how many were read right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import time
+from pathlib import Path
+
+# BLAS on one thread, as in the prediction processes: set before numpy starts it
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+import numpy as np
+from PIL import Image
+
+import dataset
+import model
+import predictor
+from bench.common import load_mnist, table
+from errors import ServiceError
+
+FORMATS = {"JPEG, quality 90": ("JPEG", 90), "HEIC, quality 50": ("HEIF", 50),
+           "AVIF, quality 50": ("AVIF", 50)}  # fmt: skip
+
+
+def sheet(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """The digit written on paper, photographed upright: 3000x4000, as `bench.load` draws it."""
+    ink = Image.fromarray(digit).resize((900, 900), Image.Resampling.BICUBIC)
+    paper = np.zeros((4000, 3000), np.float32)
+    paper[1500:2400, 1000:1900] = np.asarray(ink, np.float32) / 255
+    rows = np.linspace(0, 1, 4000, dtype=np.float32)[:, None]
+    light = 0.93 - 0.25 * rows + rng.normal(0, 0.03, paper.shape).astype(np.float32)
+    grey = np.clip((light * (1 - 0.8 * paper)) * 255, 0, 255).astype(np.uint8)
+    return Image.merge("RGB", [Image.fromarray(grey)] * 3)
+
+
+def stored(photo: Image.Image, kind: str, quality: int) -> bytes:
+    """As the phone stores it: on its side, with the orientation that turns it upright (an
+    EXIF tag in a JPEG; pillow-heif and Pillow write it into HEIC and AVIF as an 'irot' box)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    buffer = io.BytesIO()
+    photo.transpose(Image.Transpose.ROTATE_90).save(
+        buffer, kind, quality=quality, exif=exif.tobytes()
+    )
+    return buffer.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--count", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    reader = predictor.Reader(model.load(args.model), 50_000_000)
+    _, holdout = dataset.split(load_mnist())
+    rng = np.random.default_rng(0)
+    files: dict[str, list[bytes]] = {name: [] for name in FORMATS}
+    for index in range(args.count):
+        photo = sheet(holdout.images[index], rng)
+        for name, (kind, quality) in FORMATS.items():
+            files[name].append(stored(photo, kind, quality))
+    labels = holdout.labels[: args.count]
+
+    seconds: dict[str, list[list[float]]] = {name: [[] for _ in labels] for name in FORMATS}
+    right = dict.fromkeys(FORMATS, 0)
+    for round_ in range(args.rounds):
+        for index, label in enumerate(labels):
+            for name in FORMATS:
+                start = time.perf_counter()
+                (outcome,) = reader.predict([files[name][index]])
+                seconds[name][index].append(time.perf_counter() - start)
+                if round_ == 0:
+                    right[name] += not isinstance(outcome, ServiceError) and outcome.digit == label
+    rows = [
+        [
+            name,
+            f"{statistics.median(len(data) for data in files[name]) / 1e6:.2f}",
+            f"{statistics.median(min(times) for times in seconds[name]) * 1000:.0f}",
+            f"{right[name]} of {len(labels)}",
+        ]
+        for name in FORMATS
+    ]
+    print(table(["a 12 MP phone photo", "MB", "median ms", "read right"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
