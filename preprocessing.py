@@ -525,17 +525,21 @@ def _picture_in_frame(gray: np.ndarray, lossy: bool = False) -> Region | None:
     # A JPEG's blocks ring where the frame meets the picture: the band's even lines may end a
     # few short of the picture, which then starts at the first line that stands off the band's
     # level along all of it, past lines that stay near that level (ringing, not ink).
-    lines = {"top": height, "bottom": height, "left": width, "right": width}
+    ringing = dict(depths)
     for side, depth in depths.items():
-        for line in range(depth, min(depth + FRAME_RINGING, lines[side] // 2)):
+        across = height if side in ("top", "bottom") else width
+        for line in range(depth, min(depth + FRAME_RINGING, across // 2)):
             if met(side, line):
-                depths[side] = line
+                ringing[side] = line
                 break
             if off(side, line, FRAME_CONTRAST) > 1 - FRAME_MET:
                 break  # more than ringing: the picture, or a digit on the frame's own paper
-    top, bottom = depths.get("top", 0), height - depths.get("bottom", 0)
-    left, right = depths.get("left", 0), width - depths.get("right", 0)
-    paper = _median(gray[top:bottom:step, left:right:step])
+    paper = inside
+    if ringing != depths:  # the picture starts further in: its paper, again
+        depths = ringing
+        top, bottom = depths.get("top", 0), height - depths.get("bottom", 0)
+        left, right = depths.get("left", 0), width - depths.get("right", 0)
+        paper = _median(gray[top:bottom:step, left:right:step])
     corners = gray[[top, top, bottom - 1, bottom - 1], [left, right - 1, left, right - 1]]
     apart = {side: level for side, level in levels.items() if abs(paper - level) >= FRAME_CONTRAST}
     straight = [
