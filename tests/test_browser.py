@@ -8,6 +8,7 @@ mouse, pen and touch. Screenshots at desktop and phone widths go to test-artifac
 from __future__ import annotations
 
 import base64
+import io
 import os
 import shutil
 import socket
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -35,6 +37,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import dataset
 import model
+import preprocessing  # noqa: F401  (registers HEIC with Pillow, as in the service)
 import styles
 import tracing
 from conftest import ROOT, SAMPLE_DIR
@@ -256,14 +259,25 @@ def test_a_blank_canvas_gets_the_services_message_not_a_guess(page: WebDriver) -
     assert not page.find_element(By.ID, "result").is_displayed()
 
 
+@pytest.mark.parametrize("suffix", ["jpg", "heic"])
 def test_an_uploaded_photo_is_read(
-    page: WebDriver, digits: dict[int, np.ndarray], tmp_path: Path
+    page: WebDriver, digits: dict[int, np.ndarray], tmp_path: Path, suffix: str
 ) -> None:
-    photo = tmp_path / "photo of a seven.jpg"
-    photo.write_bytes(styles.paper_photo(digits[7], np.random.default_rng(7)))
+    """A photo as a JPEG, and as an iPhone stores it: HEIC, on its side with the box that
+    turns it upright (which the browser cannot show, and the service reads)."""
+    photo = tmp_path / f"photo of a seven.{suffix}"
+    data = styles.paper_photo(digits[7], np.random.default_rng(7))
+    if suffix == "heic":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+        buffer = io.BytesIO()
+        turned = Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_90)
+        turned.save(buffer, "HEIF", quality=80, exif=exif.tobytes())
+        data = buffer.getvalue()
+    photo.write_bytes(data)
     page.find_element(By.ID, "file").send_keys(str(photo))
     assert read_answer(page) == "7"
-    assert page.find_element(By.ID, "upload-label").text == "photo of a seven.jpg"
+    assert page.find_element(By.ID, "upload-label").text == f"photo of a seven.{suffix}"
 
 
 def test_a_file_that_is_not_an_image_gets_a_sentence(page: WebDriver, tmp_path: Path) -> None:
