@@ -155,6 +155,11 @@ def decode(data: bytes, max_pixels: int, side: int = WORK_SIDE) -> Image.Image:
         raise InvalidImage(_not_supported(data)) from exc
     except Exception as exc:  # a decoder knew the format, and refused this variant of it
         raise InvalidImage(f"The image cannot be read ({_said(exc)}).") from exc
+    if image.format == "MPO":
+        # a JPEG with more pictures behind its own, found through an MPF segment: an Ultra HDR
+        # photo's gain map (Android phones), a camera's preview or a stereo pair. Pillow names
+        # the file for them; what is read is its first picture, a JPEG like any other.
+        image.format = "JPEG"
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLarge(
