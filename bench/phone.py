@@ -6,7 +6,9 @@ AVIF or JPEG, what each costs the service in-process and what it reads.
 Each of `--count` held-out digits is written on a sheet as a phone photographs it (4000x3000,
 about 900 px high, uneven light, sensor noise; `bench.load`'s phone photo) and stored on its
 side with the orientation that turns it upright, as a phone held upright does: a JPEG at
-quality 90 with its EXIF tag, a HEIC and an AVIF at quality 50 with an 'irot' box. Each file is
+quality 90 with its EXIF tag, a HEIC and an AVIF at quality 50 with an 'irot' box, and a JPEG
+at quality 90 with a gain map behind it, as a recent Android phone stores a photo (Ultra HDR;
+Pillow opens it as an MPO file). Each file is
 read by `predictor.Reader.predict` (what POST /predict/mnist runs: decode, prepare, classify),
 BLAS on one thread as in the prediction processes; the formats take turns, file by file, round
 by round, so a change of the machine's pace touches all alike. The table gives the median file
@@ -36,7 +38,8 @@ from bench.common import load_mnist, table
 from errors import ServiceError
 
 FORMATS = {"JPEG, quality 90": ("JPEG", 90), "HEIC, quality 50": ("HEIF", 50),
-           "AVIF, quality 50": ("AVIF", 50)}  # fmt: skip
+           "AVIF, quality 50": ("AVIF", 50),
+           "JPEG with a gain map (Ultra HDR), quality 90": ("MPO", 90)}  # fmt: skip
 
 
 def sheet(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -55,10 +58,13 @@ def stored(photo: Image.Image, kind: str, quality: int) -> bytes:
     EXIF tag in a JPEG; pillow-heif and Pillow write it into HEIC and AVIF as an 'irot' box)."""
     exif = Image.Exif()
     exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    turned = photo.transpose(Image.Transpose.ROTATE_90)
+    more: dict[str, object] = {}
+    if kind == "MPO":  # an Ultra HDR photo's gain map behind it, a quarter of its size
+        gain = turned.convert("L").resize((turned.width // 4, turned.height // 4))
+        more = {"save_all": True, "append_images": [gain]}
     buffer = io.BytesIO()
-    photo.transpose(Image.Transpose.ROTATE_90).save(
-        buffer, kind, quality=quality, exif=exif.tobytes()
-    )
+    turned.save(buffer, kind, quality=quality, exif=exif.tobytes(), **more)
     return buffer.getvalue()
 
 

@@ -20,7 +20,8 @@ transparent):
 - photographed in less light: white paper at 60%, 45% and 30% of white, with the sensor's
   noise, as JPEGs at quality 85;
 - stored as a phone stores a photo, HEIC (quality 50) on its side with the box that turns it
-  back; saved as AVIF (quality 50).
+  back; saved as AVIF (quality 50); as a JPEG with a gain map behind it (Ultra HDR, which
+  Pillow opens as an MPO file).
 
 The uploads are a yardstick only: never trained on, no rule tuned to one of them. The
 transformations are fixed (seeded), so two runs on two versions of the code compare image for
@@ -171,6 +172,13 @@ def avif(image: Image.Image, rng: np.random.Generator) -> bytes:
     return encoded(image, "AVIF", quality=50)
 
 
+def ultra_hdr(image: Image.Image, rng: np.random.Generator) -> bytes:
+    """As a recent Android phone stores a photo (Ultra HDR): a JPEG (quality 85) with a second
+    picture behind it, its gain map at a quarter of the size, found through an MPF segment."""
+    gain = image.convert("L").resize((max(1, image.width // 4), max(1, image.height // 4)))
+    return encoded(image, "MPO", quality=85, save_all=True, append_images=[gain])
+
+
 def cropped_close(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Cut to the ink (what stands 40 levels from the median) and a margin of 3% of the
     image, at least 2 px."""
@@ -236,6 +244,7 @@ CHANGES: dict[str, Change | None] = {
     "in a dark room (white at 30%)": lit(0.3),
     "a phone's HEIC, turned by its 'irot'": heic,
     "AVIF, quality 50": avif,
+    "a JPEG with a gain map (Ultra HDR)": ultra_hdr,
 }
 
 
