@@ -516,18 +516,24 @@ def _ratio(loads: list[Load], bases: list[Load]) -> str:
     return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
+def sheet(digit: np.ndarray, rng: np.random.Generator, noise: float = 0.03) -> Image.Image:
+    """The digit written on paper, photographed upright: 3000x4000, the digit about 900 px
+    high, uneven light and sensor noise (`noise`)."""
+    ink = Image.fromarray(digit).resize((900, 900), Image.Resampling.BICUBIC)
+    paper = np.zeros((4000, 3000), np.float32)
+    paper[1500:2400, 1000:1900] = np.asarray(ink, np.float32) / 255
+    rows = np.linspace(0, 1, 4000, dtype=np.float32)[:, None]
+    light = 0.93 - 0.25 * rows + rng.normal(0, noise, paper.shape).astype(np.float32)
+    grey = np.clip((light * (1 - 0.8 * paper)) * 255, 0, 255).astype(np.uint8)
+    return Image.merge("RGB", [Image.fromarray(grey)] * 3)
+
+
 def phone_photo(
     digit: np.ndarray, rng: np.random.Generator, limit: int, noise: float = 0.03
 ) -> bytes:
-    """A 12 MP (3000x4000) JPEG of the digit written on paper, as a phone takes it: about 900 px
-    high, sensor noise, uneven light; at the highest quality that stays under `limit` bytes."""
-    ink = Image.fromarray(digit).resize((900, 900), Image.Resampling.BICUBIC)
-    sheet = np.zeros((4000, 3000), np.float32)
-    sheet[1500:2400, 1000:1900] = np.asarray(ink, np.float32) / 255
-    rows = np.linspace(0, 1, 4000, dtype=np.float32)[:, None]
-    light = 0.93 - 0.25 * rows + rng.normal(0, noise, sheet.shape).astype(np.float32)
-    grey = np.clip((light * (1 - 0.8 * sheet)) * 255, 0, 255).astype(np.uint8)
-    photo = Image.merge("RGB", [Image.fromarray(grey)] * 3)
+    """A 12 MP JPEG of the digit written on paper, as a phone takes it (`sheet`), at the
+    highest quality that stays under `limit` bytes."""
+    photo = sheet(digit, rng, noise)
     for quality in range(100, 50, -5):
         buffer = io.BytesIO()
         photo.save(buffer, format="JPEG", quality=quality)

@@ -4,7 +4,7 @@ AVIF or JPEG, what each costs the service in-process and what it reads.
     python -m bench.phone --model PATH [--count 20] [--rounds 3]
 
 Each of `--count` held-out digits is written on a sheet as a phone photographs it (4000x3000,
-about 900 px high, uneven light, sensor noise; `bench.load`'s phone photo) and stored on its
+about 900 px high, uneven light, sensor noise: `bench.load.sheet`) and stored on its
 side with the orientation that turns it upright, as a phone held upright does: a JPEG at
 quality 90 with its EXIF tag, a HEIC and an AVIF at quality 50 with an 'irot' box, and a JPEG
 at quality 90 with a gain map behind it, as a recent Android phone stores a photo (Ultra HDR;
@@ -18,7 +18,6 @@ size, the median over files of each file's best time, and how many were read rig
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import time
@@ -34,6 +33,7 @@ from PIL import Image
 import dataset
 import model
 import predictor
+from bench import load, roundtrip
 from bench.common import load_mnist, table
 from errors import ServiceError
 
@@ -42,30 +42,17 @@ FORMATS = {"JPEG, quality 90": ("JPEG", 90), "HEIC, quality 50": ("HEIF", 50),
            "JPEG with a gain map (Ultra HDR), quality 90": ("MPO", 90)}  # fmt: skip
 
 
-def sheet(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """The digit written on paper, photographed upright: 3000x4000, as `bench.load` draws it."""
-    ink = Image.fromarray(digit).resize((900, 900), Image.Resampling.BICUBIC)
-    paper = np.zeros((4000, 3000), np.float32)
-    paper[1500:2400, 1000:1900] = np.asarray(ink, np.float32) / 255
-    rows = np.linspace(0, 1, 4000, dtype=np.float32)[:, None]
-    light = 0.93 - 0.25 * rows + rng.normal(0, 0.03, paper.shape).astype(np.float32)
-    grey = np.clip((light * (1 - 0.8 * paper)) * 255, 0, 255).astype(np.uint8)
-    return Image.merge("RGB", [Image.fromarray(grey)] * 3)
-
-
 def stored(photo: Image.Image, kind: str, quality: int) -> bytes:
-    """As the phone stores it: on its side, with the orientation that turns it upright (an
-    EXIF tag in a JPEG; pillow-heif and Pillow write it into HEIC and AVIF as an 'irot' box)."""
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
-    turned = photo.transpose(Image.Transpose.ROTATE_90)
+    """As the phone stores it: on its side, with the orientation that turns it upright, and an
+    Ultra HDR JPEG ("MPO") with its gain map behind it, a quarter of its size."""
     more: dict[str, object] = {}
-    if kind == "MPO":  # an Ultra HDR photo's gain map behind it, a quarter of its size
-        gain = turned.convert("L").resize((turned.width // 4, turned.height // 4))
-        more = {"save_all": True, "append_images": [gain]}
-    buffer = io.BytesIO()
-    turned.save(buffer, kind, quality=quality, exif=exif.tobytes(), **more)
-    return buffer.getvalue()
+    if kind == "MPO":
+        turned = photo.transpose(Image.Transpose.ROTATE_90).convert("L")  # as stored
+        more = {
+            "save_all": True,
+            "append_images": [turned.resize((photo.height // 4, photo.width // 4))],
+        }
+    return roundtrip.stored_turned(photo, kind, quality=quality, **more)
 
 
 def main() -> int:
@@ -79,7 +66,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     files: dict[str, list[bytes]] = {name: [] for name in FORMATS}
     for index in range(args.count):
-        photo = sheet(holdout.images[index], rng)
+        photo = load.sheet(holdout.images[index], rng)
         for name, (kind, quality) in FORMATS.items():
             files[name].append(stored(photo, kind, quality))
     labels = holdout.labels[: args.count]

@@ -99,10 +99,18 @@ def turned(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return image.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=paper_colour(image))
 
 
-def exif_turned(image: Image.Image, rng: np.random.Generator) -> bytes:
+def stored_turned(image: Image.Image, kind: str, **options: object) -> bytes:
+    """As a phone held upright stores a photo: on its side, with the orientation that turns it
+    upright (an EXIF tag in a JPEG; pillow-heif and Pillow write it into a HEIC or an AVIF as an
+    'irot' box)."""
     exif = Image.Exif()
     exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
-    return encoded(image.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92, exif=exif)
+    turned = image.transpose(Image.Transpose.ROTATE_90)
+    return encoded(turned, kind, exif=exif.tobytes(), **options)
+
+
+def exif_turned(image: Image.Image, rng: np.random.Generator) -> bytes:
+    return stored_turned(image, "JPEG", quality=92)
 
 
 def inverted(image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -160,12 +168,8 @@ def webp(image: Image.Image, rng: np.random.Generator) -> bytes:
 
 
 def heic(image: Image.Image, rng: np.random.Generator) -> bytes:
-    """As a phone stores a photo: HEIC, the picture on its side and an 'irot' turning it back
-    (pillow-heif writes the EXIF orientation as one)."""
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
-    turned = image.transpose(Image.Transpose.ROTATE_90)
-    return encoded(turned, "HEIF", quality=50, exif=exif.tobytes())
+    """As a phone stores a photo: HEIC, on its side with an 'irot' box turning it back."""
+    return stored_turned(image, "HEIF", quality=50)
 
 
 def avif(image: Image.Image, rng: np.random.Generator) -> bytes:
